@@ -1,0 +1,315 @@
+//! The machine's configuration, and the facts about the provider it talks
+//! to. Built through [`ConfigBuilder`], which refuses combinations that
+//! would break the algorithm instead of panicking later.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::ids::OwnerId;
+use crate::time::Timestamp;
+
+/// Whether presenting a refresh token a second time is safe — a fact about
+/// the provider, not a preference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecondPresentation {
+    /// A used refresh token is rejected, and on providers with reuse
+    /// detection the whole token family is revoked (GitHub Apps, Auth0 and
+    /// Okta outside their windows, Salesforce). The default, and the only
+    /// safe assumption about an unknown provider.
+    Fatal,
+    /// A used refresh token is honoured again within this window of its
+    /// first use (Okta, Cognito, Atlassian, django-oauth-toolkit's grace
+    /// setting, Auth0's overlap period).
+    SafeWithin(Duration),
+    /// Refresh tokens are never consumed (Google; Entra ID keeps the old one
+    /// working).
+    AlwaysSafe,
+}
+
+/// A validated configuration. See [`Config::builder`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    pub(crate) owner: OwnerId,
+    pub(crate) expiry_margin: Duration,
+    pub(crate) lease_duration: Duration,
+    pub(crate) exchange_timeout: Duration,
+    pub(crate) lease_poll_interval: Duration,
+    pub(crate) second_presentation: SecondPresentation,
+    pub(crate) persist_attempts: u32,
+    pub(crate) store_retry_delay: Duration,
+    pub(crate) default_retry_after: Duration,
+    pub(crate) validate_new_tokens: bool,
+}
+
+impl Config {
+    /// Starts a configuration for the machine incarnation `owner` (see
+    /// [`OwnerId`]), with defaults suited to GitHub-like providers.
+    pub fn builder(owner: OwnerId) -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                owner,
+                expiry_margin: Duration::from_secs(30),
+                lease_duration: Duration::from_secs(30),
+                exchange_timeout: Duration::from_secs(10),
+                lease_poll_interval: Duration::from_millis(250),
+                second_presentation: SecondPresentation::Fatal,
+                persist_attempts: 3,
+                store_retry_delay: Duration::from_millis(200),
+                default_retry_after: Duration::from_secs(1),
+                validate_new_tokens: false,
+            },
+        }
+    }
+
+    /// The name this machine writes into its leases.
+    pub fn owner(&self) -> &OwnerId {
+        &self.owner
+    }
+
+    /// An access token is treated as expired this long before it expires.
+    pub fn expiry_margin(&self) -> Duration {
+        self.expiry_margin
+    }
+
+    /// How long a refresh lease keeps other replicas waiting.
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration
+    }
+
+    /// How long the driver waits for the provider's reply to an exchange.
+    pub fn exchange_timeout(&self) -> Duration {
+        self.exchange_timeout
+    }
+
+    /// How often a replica waiting on another's lease re-reads the row.
+    pub fn lease_poll_interval(&self) -> Duration {
+        self.lease_poll_interval
+    }
+
+    /// What the provider does with a second presentation of a refresh token.
+    pub fn second_presentation(&self) -> SecondPresentation {
+        self.second_presentation
+    }
+
+    /// Whether `grant` is still good at `now`, outside the margin.
+    pub(crate) fn is_live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
+        now + self.expiry_margin < expires_at
+    }
+
+    /// Whether a token first presented no earlier than `first_presented`
+    /// may be presented again now, given that our request may take up to the
+    /// exchange timeout to arrive.
+    pub(crate) fn may_present_again(&self, first_presented: Timestamp, now: Timestamp) -> bool {
+        match self.second_presentation {
+            SecondPresentation::Fatal => false,
+            SecondPresentation::AlwaysSafe => true,
+            SecondPresentation::SafeWithin(window) => {
+                now + self.exchange_timeout < first_presented + window
+            }
+        }
+    }
+}
+
+/// Builds a [`Config`]; [`ConfigBuilder::build`] checks it.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Treat access tokens as expired this long before their expiry
+    /// (default 30 s). It must cover the largest clock skew between
+    /// replicas: providers that kill the previous access token on refresh
+    /// make a replica whose clock runs behind hand out dead tokens otherwise.
+    pub fn expiry_margin(mut self, margin: Duration) -> Self {
+        self.config.expiry_margin = margin;
+        self
+    }
+
+    /// How long a refresh lease keeps other replicas waiting (default 30 s).
+    /// Must exceed the exchange timeout.
+    pub fn lease_duration(mut self, duration: Duration) -> Self {
+        self.config.lease_duration = duration;
+        self
+    }
+
+    /// How long the driver waits for the token endpoint (default 10 s).
+    /// Must be shorter than the lease.
+    pub fn exchange_timeout(mut self, timeout: Duration) -> Self {
+        self.config.exchange_timeout = timeout;
+        self
+    }
+
+    /// How often a replica waiting on another's lease re-reads the row
+    /// (default 250 ms). Must be non-zero.
+    pub fn lease_poll_interval(mut self, interval: Duration) -> Self {
+        self.config.lease_poll_interval = interval;
+        self
+    }
+
+    /// What the provider does with a second presentation of a refresh token
+    /// (default [`SecondPresentation::Fatal`]).
+    pub fn second_presentation(mut self, fact: SecondPresentation) -> Self {
+        self.config.second_presentation = fact;
+        self
+    }
+
+    /// How many times to try persisting freshly issued tokens when the store
+    /// fails (default 3, at least 1).
+    pub fn persist_attempts(mut self, attempts: u32) -> Self {
+        self.config.persist_attempts = attempts;
+        self
+    }
+
+    /// How long to wait between attempts to persist (default 200 ms).
+    pub fn store_retry_delay(mut self, delay: Duration) -> Self {
+        self.config.store_retry_delay = delay;
+        self
+    }
+
+    /// The delay to tell callers when the provider rate-limits without a
+    /// `Retry-After` (default 1 s).
+    pub fn default_retry_after(mut self, delay: Duration) -> Self {
+        self.config.default_retry_after = delay;
+        self
+    }
+
+    /// Validate each freshly issued access token with an API call after it
+    /// is persisted (default off). A failed validation never touches the
+    /// stored link.
+    pub fn validate_new_tokens(mut self, validate: bool) -> Self {
+        self.config.validate_new_tokens = validate;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let c = &self.config;
+        if c.exchange_timeout.is_zero() {
+            return Err(ConfigError::ZeroExchangeTimeout);
+        }
+        if c.exchange_timeout >= c.lease_duration {
+            return Err(ConfigError::ExchangeOutlivesLease {
+                exchange_timeout: c.exchange_timeout,
+                lease_duration: c.lease_duration,
+            });
+        }
+        if c.lease_poll_interval.is_zero() {
+            return Err(ConfigError::ZeroPollInterval);
+        }
+        if c.persist_attempts == 0 {
+            return Err(ConfigError::NoPersistAttempts);
+        }
+        if c.owner.as_str().is_empty() {
+            return Err(ConfigError::EmptyOwner);
+        }
+        Ok(self.config)
+    }
+}
+
+/// A configuration the algorithm cannot run with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The exchange deadline must be shorter than the lease, or a replica
+    /// would still be waiting for the provider when others stop waiting for
+    /// it.
+    ExchangeOutlivesLease {
+        /// The configured exchange timeout.
+        exchange_timeout: Duration,
+        /// The configured lease duration.
+        lease_duration: Duration,
+    },
+    /// An exchange timeout of zero gives up before the request is sent.
+    ZeroExchangeTimeout,
+    /// A zero poll interval would spin on the store.
+    ZeroPollInterval,
+    /// Freshly issued tokens must be persisted at least once.
+    NoPersistAttempts,
+    /// Leases must name their owner.
+    EmptyOwner,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ExchangeOutlivesLease {
+                exchange_timeout,
+                lease_duration,
+            } => write!(
+                f,
+                "exchange timeout ({exchange_timeout:?}) must be shorter than the lease ({lease_duration:?})"
+            ),
+            ConfigError::ZeroExchangeTimeout => f.write_str("exchange timeout must be non-zero"),
+            ConfigError::ZeroPollInterval => f.write_str("lease poll interval must be non-zero"),
+            ConfigError::NoPersistAttempts => f.write_str("persist attempts must be at least 1"),
+            ConfigError::EmptyOwner => f.write_str("owner id must not be empty"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ConfigBuilder {
+        Config::builder(OwnerId::new("replica-a"))
+    }
+
+    #[test]
+    fn defaults_build() {
+        let config = builder().build().unwrap();
+        assert!(config.exchange_timeout() < config.lease_duration());
+    }
+
+    #[test]
+    fn bad_configurations_are_errors() {
+        let cases = [
+            (
+                builder().exchange_timeout(Duration::from_secs(30)),
+                ConfigError::ExchangeOutlivesLease {
+                    exchange_timeout: Duration::from_secs(30),
+                    lease_duration: Duration::from_secs(30),
+                },
+            ),
+            (
+                builder().exchange_timeout(Duration::ZERO),
+                ConfigError::ZeroExchangeTimeout,
+            ),
+            (
+                builder().lease_poll_interval(Duration::ZERO),
+                ConfigError::ZeroPollInterval,
+            ),
+            (
+                builder().persist_attempts(0),
+                ConfigError::NoPersistAttempts,
+            ),
+            (Config::builder(OwnerId::new("")), ConfigError::EmptyOwner),
+        ];
+        for (builder, expected) in cases {
+            assert_eq!(builder.build(), Err(expected));
+        }
+    }
+
+    #[test]
+    fn second_presentation_windows() {
+        let t = Timestamp::from_millis;
+        let grace = builder()
+            .exchange_timeout(Duration::from_secs(5))
+            .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(30)))
+            .build()
+            .unwrap();
+        // Our request may arrive up to 5 s late, so the last safe send is
+        // strictly before first + 25 s.
+        assert!(grace.may_present_again(t(0), t(24_999)));
+        assert!(!grace.may_present_again(t(0), t(25_000)));
+        let fatal = builder().build().unwrap();
+        assert!(!fatal.may_present_again(t(0), t(0)));
+        let never_consumed = builder()
+            .second_presentation(SecondPresentation::AlwaysSafe)
+            .build()
+            .unwrap();
+        assert!(never_consumed.may_present_again(t(0), t(u64::MAX)));
+    }
+}

@@ -1,0 +1,242 @@
+//! The machine's vocabulary: [`Input`]s a driver feeds in, [`Effect`]s it
+//! carries out. Every effect that expects a result carries an [`EffectId`];
+//! the driver hands that id back with the result.
+
+use std::time::Duration;
+
+use crate::error::RefreshError;
+use crate::ids::{CallerId, EffectId, LinkId};
+use crate::row::{AccessGrant, StoredLink, Write};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::time::Timestamp;
+
+/// What the provider issued for a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TokenSet {
+    /// The new access token and its expiry (the driver turns the provider's
+    /// `expires_in` into an instant).
+    pub access: AccessGrant,
+    /// The new refresh token; `None` when the provider did not send one
+    /// (non-rotating providers), in which case the presented one stays.
+    pub refresh_token: Option<RefreshToken>,
+}
+
+/// How an exchange of a refresh token ended, as the driver saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ExchangeOutcome {
+    /// The provider issued new tokens.
+    Issued(TokenSet),
+    /// The provider refused the refresh token (`invalid_grant`,
+    /// `bad_refresh_token`, ...). The refresh token is dead.
+    Rejected {
+        /// The provider's error code and description; never token text.
+        reason: String,
+    },
+    /// The provider asked us to slow down. The token was not consumed.
+    RateLimited {
+        /// The provider's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A reply came and it was an error that says nothing about the token
+    /// (5xx, a body that is not a token response). Whether the provider
+    /// consumed the token before failing is unknowable and does not matter:
+    /// if it did, the new token is lost either way.
+    Transient {
+        /// What went wrong, for humans; never token text.
+        reason: String,
+    },
+    /// The request was sent and no reply came (a timeout or a reset after
+    /// sending). The provider may or may not have rotated the token.
+    OutcomeUnknown,
+}
+
+/// How validating a freshly issued access token ended (an API call made
+/// with it, for applications that configure one).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ValidationOutcome {
+    /// The API accepted the token.
+    Valid,
+    /// The API refused the token.
+    Invalid {
+        /// Why, for humans.
+        reason: String,
+    },
+    /// The call failed without an answer about the token (5xx, rate limit,
+    /// a cancelled request).
+    Inconclusive {
+        /// Why, for humans.
+        reason: String,
+    },
+}
+
+/// A store operation failed, and a write may or may not have been applied
+/// (a dropped connection, a failed commit).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoreFailure {
+    /// What went wrong, for humans; never token text.
+    pub reason: String,
+}
+
+/// Everything that can happen to the machine. Each is handed to
+/// [`Machine::handle_input`](crate::Machine::handle_input) together with the
+/// time it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// A caller wants a live access token for a link.
+    TokenRequested {
+        /// Who is asking; answered by exactly one [`Effect::Answer`] unless
+        /// it goes away first.
+        caller: CallerId,
+        /// Which link.
+        link: LinkId,
+    },
+    /// A caller stopped waiting (its request was cancelled). The refresh it
+    /// was waiting for, if any, goes on for the others and for the store.
+    CallerGone {
+        /// The caller that went away.
+        caller: CallerId,
+    },
+    /// The result of [`Effect::ReadLink`].
+    LinkRead {
+        /// The effect's id.
+        id: EffectId,
+        /// The row, or `None` if the link has none.
+        row: Option<StoredLink>,
+    },
+    /// A [`Effect::CompareAndSwap`] applied its update.
+    CompareAndSwapWon {
+        /// The effect's id.
+        id: EffectId,
+        /// The row after the write.
+        row: StoredLink,
+    },
+    /// A [`Effect::CompareAndSwap`]'s guard did not hold; nothing changed.
+    CompareAndSwapLost {
+        /// The effect's id.
+        id: EffectId,
+        /// The row as it is now, or `None` if the link has none.
+        row: Option<StoredLink>,
+    },
+    /// A store operation ([`Effect::ReadLink`] or [`Effect::CompareAndSwap`])
+    /// failed; a write may or may not have been applied.
+    StoreFailed {
+        /// The effect's id.
+        id: EffectId,
+        /// What went wrong.
+        failure: StoreFailure,
+    },
+    /// The result of [`Effect::Exchange`].
+    ExchangeFinished {
+        /// The effect's id.
+        id: EffectId,
+        /// What the provider (or the network) did.
+        outcome: ExchangeOutcome,
+    },
+    /// The result of [`Effect::Validate`].
+    ValidationFinished {
+        /// The effect's id.
+        id: EffectId,
+        /// What the API said.
+        outcome: ValidationOutcome,
+    },
+    /// The time returned by
+    /// [`Machine::poll_timeout`](crate::Machine::poll_timeout) has come.
+    TimerExpired,
+}
+
+impl Input {
+    /// The effect this input answers, if it is a result.
+    pub fn effect_id(&self) -> Option<EffectId> {
+        match self {
+            Input::LinkRead { id, .. }
+            | Input::CompareAndSwapWon { id, .. }
+            | Input::CompareAndSwapLost { id, .. }
+            | Input::StoreFailed { id, .. }
+            | Input::ExchangeFinished { id, .. }
+            | Input::ValidationFinished { id, .. } => Some(*id),
+            Input::TokenRequested { .. } | Input::CallerGone { .. } | Input::TimerExpired => None,
+        }
+    }
+}
+
+/// What the machine asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// Read the link's row; answer with [`Input::LinkRead`] or
+    /// [`Input::StoreFailed`].
+    ReadLink {
+        /// Hand back with the result.
+        id: EffectId,
+        /// Which row.
+        link: LinkId,
+    },
+    /// Compare-and-swap the link's row (see [`Write`] and
+    /// [`StoredLink::compare_and_swap`]); answer with
+    /// [`Input::CompareAndSwapWon`], [`Input::CompareAndSwapLost`] or
+    /// [`Input::StoreFailed`].
+    CompareAndSwap {
+        /// Hand back with the result.
+        id: EffectId,
+        /// Which row.
+        link: LinkId,
+        /// The guarded write.
+        write: Write,
+    },
+    /// Present the refresh token to the provider's token endpoint: one
+    /// request, never re-sent, whatever happens. Answer with
+    /// [`Input::ExchangeFinished`]; if no reply has come by `deadline`,
+    /// answer [`ExchangeOutcome::OutcomeUnknown`].
+    Exchange {
+        /// Hand back with the result.
+        id: EffectId,
+        /// Whose token.
+        link: LinkId,
+        /// The token to present.
+        refresh_token: RefreshToken,
+        /// When to stop waiting for the reply.
+        deadline: Timestamp,
+    },
+    /// Call the provider's API with a freshly issued access token; answer
+    /// with [`Input::ValidationFinished`]. Only emitted when configured.
+    Validate {
+        /// Hand back with the result.
+        id: EffectId,
+        /// Whose token.
+        link: LinkId,
+        /// The token to try.
+        access_token: AccessToken,
+    },
+    /// Give a caller its answer. Needs no result.
+    Answer {
+        /// Who asked.
+        caller: CallerId,
+        /// The link it asked for.
+        link: LinkId,
+        /// A live access token, or why there is none.
+        result: Result<AccessGrant, RefreshError>,
+    },
+}
+
+impl Effect {
+    /// The id to hand back with this effect's result; `None` for answers.
+    pub fn id(&self) -> Option<EffectId> {
+        match self {
+            Effect::ReadLink { id, .. }
+            | Effect::CompareAndSwap { id, .. }
+            | Effect::Exchange { id, .. }
+            | Effect::Validate { id, .. } => Some(*id),
+            Effect::Answer { .. } => None,
+        }
+    }
+
+    /// The link this effect concerns.
+    pub fn link(&self) -> &LinkId {
+        match self {
+            Effect::ReadLink { link, .. }
+            | Effect::CompareAndSwap { link, .. }
+            | Effect::Exchange { link, .. }
+            | Effect::Validate { link, .. }
+            | Effect::Answer { link, .. } => link,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The `baton` command.
+
+fn main() {}
