@@ -442,7 +442,6 @@ fn an_expired_lease_over_the_same_token_is_an_unknown_outcome_not_a_presentation
     assert_eq!(
         s.read(0, Some(stalled)),
         vec![settle(
-
             0,
             WriteIntent::CacheFailure,
             "R0",
@@ -530,7 +529,6 @@ fn a_live_token_found_after_taking_the_lease_releases_it_unused() {
     assert_eq!(
         s.won(0, leased),
         vec![settle(
-
             0,
             WriteIntent::ReleaseLease,
             "R0",
@@ -563,7 +561,6 @@ fn a_rejection_with_the_row_unchanged_caches_the_failure_keeping_the_token() {
     let mut s = Script::new(config());
     let ours = s.up_to_exchange(row(expired("A0"), "R0"));
     s.exchanged(
-
         0,
         ExchangeOutcome::Rejected {
             reason: "bad_refresh_token".into(),
@@ -574,7 +571,6 @@ fn a_rejection_with_the_row_unchanged_caches_the_failure_keeping_the_token() {
     assert_eq!(
         s.read(0, Some(unchanged)),
         vec![settle(
-
             0,
             WriteIntent::CacheFailure,
             "R0",
@@ -600,7 +596,6 @@ fn a_rejection_never_turns_an_emptied_row_into_success() {
     let mut s = Script::new(config());
     s.up_to_exchange(row(expired("A0"), "R0"));
     s.exchanged(
-
         0,
         ExchangeOutcome::Rejected {
             reason: "bad_refresh_token".into(),
@@ -619,7 +614,6 @@ fn a_lost_failure_write_recomputes_from_the_row_it_lost_to() {
     let mut s = Script::new(config());
     let ours = s.up_to_exchange(row(expired("A0"), "R0"));
     s.exchanged(
-
         0,
         ExchangeOutcome::Rejected {
             reason: "invalid_grant".into(),
@@ -635,7 +629,6 @@ fn a_lost_failure_write_recomputes_from_the_row_it_lost_to() {
     assert_eq!(
         s.lost(0, Some(unknown)),
         vec![settle(
-
             0,
             WriteIntent::CacheFailure,
             "R0",
@@ -647,7 +640,6 @@ fn a_lost_failure_write_recomputes_from_the_row_it_lost_to() {
     let mut s = Script::new(config());
     let ours = s.up_to_exchange(row(expired("A0"), "R0"));
     s.exchanged(
-
         0,
         ExchangeOutcome::Rejected {
             reason: "invalid_grant".into(),
@@ -669,14 +661,12 @@ fn rate_limits_release_the_lease_and_quiet_the_link() {
     let retry_after = Duration::from_secs(60);
     assert_eq!(
         s.exchanged(
-
             0,
             ExchangeOutcome::RateLimited {
                 retry_after: Some(retry_after)
             }
         ),
         vec![settle(
-
             0,
             WriteIntent::ReleaseLease,
             "R0",
@@ -715,7 +705,6 @@ fn a_stalled_holders_rate_limit_clears_the_unknown_outcome_cached_about_it() {
     assert_eq!(
         s.exchanged(0, ExchangeOutcome::RateLimited { retry_after: None }),
         vec![settle(
-
             0,
             WriteIntent::ReleaseLease,
             "R0",
@@ -728,7 +717,6 @@ fn a_stalled_holders_rate_limit_clears_the_unknown_outcome_cached_about_it() {
     assert_eq!(
         s.lost(0, Some(unknown.clone())),
         vec![settle(
-
             0,
             WriteIntent::ClearFailure,
             "R0",
@@ -753,14 +741,12 @@ fn transient_errors_release_the_lease_and_say_retry_later() {
     let ours = s.up_to_exchange(row(expired("A0"), "R0"));
     assert_eq!(
         s.exchanged(
-
             0,
             ExchangeOutcome::Transient {
                 reason: "HTTP 502".into()
             }
         ),
         vec![settle(
-
             0,
             WriteIntent::ReleaseLease,
             "R0",
@@ -789,7 +775,6 @@ fn an_unknown_outcome_is_cached_never_re_presented_on_a_fatal_provider() {
     assert_eq!(
         s.exchanged(0, ExchangeOutcome::OutcomeUnknown),
         vec![settle(
-
             0,
             WriteIntent::CacheFailure,
             "R0",

@@ -1,6 +1,22 @@
 //! # baton-sim
 //!
-//! The world model, the named invariants, the checkers and the scenario
-//! loader behind the `baton` command.
+//! The world model, the named invariants, the exhaustive explorer, the
+//! scenario loader and the bug zoo behind the `baton` command.
+//!
+//! - [`spec`]: what a world is made of (a scenario's parameters);
+//! - [`world`]: the world and its atomic steps;
+//! - [`invariants`]: the named invariants every checker uses;
+//! - [`explore`]: breadth-first exhaustive search with state hashing;
+//! - [`scenario`]: TOML scenarios with expected verdicts;
+//! - [`report`]: timelines and sequence diagrams of counterexamples;
+//! - [`run`]: checking scenarios, replay files, output formats;
+//! - [`zoo`]: models of the historical algorithms.
 
+pub mod explore;
+pub mod invariants;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod spec;
+pub mod world;
 pub mod zoo;

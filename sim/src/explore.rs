@@ -1,0 +1,262 @@
+//! `explore`: exhaustive breadth-first search over every interleaving and
+//! fault the world allows, with state hashing (each distinct world is
+//! expanded once), symmetry reduction of untouched callers and replicas
+//! (done by [`World::actions`]), a hard state budget, and sharding.
+//!
+//! Breadth-first order makes the first violation found a shortest one. A
+//! budget that runs out gives [`Verdict::BudgetExhausted`] — never "holds".
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use crate::invariants::{Invariant, Moment};
+use crate::spec::WorldSpec;
+use crate::world::{Action, World};
+
+/// One slice of an exploration: shard `index` of `count` (0-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// How many shards split the exploration.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// Parses `i/n` with 1-based `i`, as `--shard 1/4` is written.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard `{s}` is not of the form i/n"))?;
+        let (i, n): (u32, u32) = (
+            i.trim()
+                .parse()
+                .map_err(|_| format!("shard index `{i}` is not a number"))?,
+            n.trim()
+                .parse()
+                .map_err(|_| format!("shard count `{n}` is not a number"))?,
+        );
+        if n == 0 || i == 0 || i > n {
+            return Err(format!("shard `{s}`: need 1 <= i <= n"));
+        }
+        Ok(Shard {
+            index: i - 1,
+            count: n,
+        })
+    }
+}
+
+/// How to explore.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Stop after this many distinct states.
+    pub max_states: usize,
+    /// Explore only this shard.
+    pub shard: Option<Shard>,
+    /// The invariants to check, in order.
+    pub invariants: Vec<Invariant>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_states: 2_000_000,
+            shard: None,
+            invariants: Invariant::ALL.to_vec(),
+        }
+    }
+}
+
+/// Counts of an exploration. States and transitions do not depend on the
+/// machine's speed; time does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Distinct states reached (the initial one included).
+    pub states: usize,
+    /// Steps taken (including those reaching known states).
+    pub transitions: u64,
+    /// Depth of the deepest state reached.
+    pub max_depth: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Stats {
+    /// States per second.
+    pub fn states_per_second(&self) -> f64 {
+        self.states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A shortest run that breaks an invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counterexample {
+    /// The invariant it breaks.
+    pub invariant: Invariant,
+    /// Why, in words.
+    pub reason: String,
+    /// The steps from the initial world.
+    pub actions: Vec<Action>,
+}
+
+/// What an exploration concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every reachable state keeps every invariant checked.
+    Holds,
+    /// A run breaks one.
+    Violated(Counterexample),
+    /// The state budget ran out first: nothing is proven.
+    BudgetExhausted,
+}
+
+/// An exploration's verdict and counts.
+#[derive(Clone, Debug)]
+pub struct Exploration {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The counts.
+    pub stats: Stats,
+}
+
+/// A 128-bit fingerprint of a world. Two fingerprints from differently
+/// keyed SipHash runs make a collision among a few million states
+/// astronomically unlikely.
+fn fingerprint(world: &World) -> u128 {
+    let mut a = DefaultHasher::new();
+    world.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0xba70_u16.hash(&mut b);
+    world.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// Checks every invariant in `invariants` on `world`.
+pub fn check(
+    world: &World,
+    spec: &WorldSpec,
+    invariants: &[Invariant],
+) -> Option<(Invariant, String)> {
+    let settled = !world.can_progress(spec);
+    for moment in [Moment::During, Moment::Settled] {
+        if moment == Moment::Settled && !settled {
+            break;
+        }
+        for invariant in invariants {
+            if let Err(reason) = invariant.check(world, spec, moment) {
+                return Some((*invariant, reason));
+            }
+        }
+    }
+    None
+}
+
+struct Node {
+    parent: u32,
+    action: Option<Action>,
+}
+
+fn path(nodes: &[Node], mut index: u32) -> Vec<Action> {
+    let mut actions = Vec::new();
+    while let Some(action) = nodes[index as usize].action {
+        actions.push(action);
+        index = nodes[index as usize].parent;
+    }
+    actions.reverse();
+    actions
+}
+
+/// Explores `spec` breadth-first. `progress` is called now and then with
+/// the counts so far.
+pub fn explore(
+    spec: &WorldSpec,
+    options: &Options,
+    progress: &mut dyn FnMut(&Stats),
+) -> Result<Exploration, String> {
+    let started = Instant::now();
+    let initial = World::initial(spec)?;
+    let mut stats = Stats {
+        states: 1,
+        ..Stats::default()
+    };
+    let finish = |verdict, mut stats: Stats| {
+        stats.elapsed = started.elapsed();
+        Ok(Exploration { verdict, stats })
+    };
+    if let Some((invariant, reason)) = check(&initial, spec, &options.invariants) {
+        return finish(
+            Verdict::Violated(Counterexample {
+                invariant,
+                reason,
+                actions: Vec::new(),
+            }),
+            stats,
+        );
+    }
+    let mut visited: HashSet<u128> = HashSet::new();
+    visited.insert(fingerprint(&initial));
+    let mut nodes = vec![Node {
+        parent: 0,
+        action: None,
+    }];
+    let mut frontier: Vec<(u32, World)> = vec![(0, initial)];
+    let mut split = options.shard.is_none();
+    let mut depth = 0;
+    while !frontier.is_empty() {
+        if !split {
+            let shard = options.shard.expect("unsplit only when sharding");
+            // Split once the frontier is wide enough to share out; every
+            // shard computed the same frontier up to here.
+            if frontier.len() >= 4 * shard.count as usize {
+                let mut position = 0;
+                frontier.retain(|_| {
+                    position += 1;
+                    (position - 1) % shard.count == shard.index
+                });
+                split = true;
+            }
+        }
+        let mut next_frontier = Vec::new();
+        for (node, world) in frontier {
+            for action in world.actions(spec) {
+                stats.transitions += 1;
+                let mut next = world.clone();
+                next.apply(spec, action, None);
+                if !visited.insert(fingerprint(&next)) {
+                    continue;
+                }
+                let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
+                nodes.push(Node {
+                    parent: node,
+                    action: Some(action),
+                });
+                stats.states += 1;
+                stats.max_depth = depth + 1;
+                if let Some((invariant, reason)) = check(&next, spec, &options.invariants) {
+                    let actions = path(&nodes, index);
+                    return finish(
+                        Verdict::Violated(Counterexample {
+                            invariant,
+                            reason,
+                            actions,
+                        }),
+                        stats,
+                    );
+                }
+                if stats.states >= options.max_states {
+                    return finish(Verdict::BudgetExhausted, stats);
+                }
+                if stats.states % 8192 == 0 {
+                    stats.elapsed = started.elapsed();
+                    progress(&stats);
+                }
+                next_frontier.push((index, next));
+            }
+        }
+        frontier = next_frontier;
+        depth += 1;
+    }
+    finish(Verdict::Holds, stats)
+}

@@ -1,0 +1,319 @@
+//! Running scenarios: each (scenario, algorithm) pair is explored, its
+//! verdict compared with the expectation, and any counterexample written
+//! next to a replay file. Output formats for people and for CI.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
+use crate::report::{mermaid, render_timeline, timeline};
+use crate::scenario::{Expectation, Scenario};
+use crate::world::Action;
+use crate::zoo::Algorithm;
+
+/// What an exploration found, comparable with an [`Expectation`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "found")]
+pub enum Found {
+    /// Every invariant held.
+    Holds,
+    /// This invariant broke.
+    Violates {
+        /// Its name.
+        invariant: String,
+        /// Why.
+        reason: String,
+    },
+    /// The state budget ran out; nothing proven.
+    BudgetExhausted,
+}
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Found::Holds => f.write_str("holds"),
+            Found::Violates { invariant, .. } => write!(f, "violates {invariant}"),
+            Found::BudgetExhausted => f.write_str("budget exhausted (not proven)"),
+        }
+    }
+}
+
+/// One (scenario, algorithm) result.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub path: String,
+    /// Algorithm name.
+    pub algorithm: String,
+    /// What the scenario expects.
+    pub expected: String,
+    /// What was found.
+    pub found: Found,
+    /// Whether they agree.
+    pub ok: bool,
+    /// Distinct states explored.
+    pub states: usize,
+    /// Transitions taken.
+    pub transitions: u64,
+    /// Deepest level reached.
+    pub depth: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// The replay file of the counterexample, if one was found.
+    pub replay: Option<String>,
+    /// The diagram of the counterexample, if one was found.
+    pub diagram: Option<String>,
+    /// The counterexample's timeline, as text.
+    #[serde(skip)]
+    pub timeline: Option<String>,
+}
+
+/// A recorded run that breaks an invariant, replayable with `baton replay`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplayFile {
+    /// The scenario file it was found in.
+    pub scenario: PathBuf,
+    /// The algorithm it ran.
+    pub algorithm: String,
+    /// The invariant it breaks.
+    pub invariant: String,
+    /// Why, as found.
+    pub reason: String,
+    /// The steps from the initial world.
+    pub actions: Vec<Action>,
+}
+
+/// How to run checks.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Only these algorithms (all the scenario names if empty).
+    pub algorithms: Vec<Algorithm>,
+    /// Explore one shard.
+    pub shard: Option<Shard>,
+    /// Override the scenarios' state budgets.
+    pub max_states: Option<usize>,
+    /// Where counterexamples go.
+    pub out_dir: PathBuf,
+    /// Show a progress bar on long explorations.
+    pub progress: bool,
+}
+
+/// Explores one scenario for one algorithm.
+pub fn check_one(
+    scenario: &Scenario,
+    algorithm: Algorithm,
+    expected: Expectation,
+    options: &CheckOptions,
+) -> Result<CheckResult, String> {
+    let spec = scenario.spec_for(algorithm);
+    let explore_options = Options {
+        max_states: options.max_states.unwrap_or(scenario.max_states),
+        shard: options.shard,
+        invariants: scenario.invariants.clone(),
+    };
+    let label = format!("{} × {algorithm}", scenario.name);
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let show = options.progress && std::io::stderr().is_terminal();
+    let mut progress = |stats: &Stats| {
+        if !show || stats.elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let bar = bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        bar.set_message(format!(
+            "{label}: {} states, {} transitions, depth {}, {:.0} states/s",
+            stats.states,
+            stats.transitions,
+            stats.max_depth,
+            stats.states_per_second()
+        ));
+    };
+    let exploration = explore(&spec, &explore_options, &mut progress)
+        .map_err(|e| format!("{}: {e}", scenario.path.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let stats = exploration.stats;
+    let (found, counterexample) = match exploration.verdict {
+        Verdict::Holds => (Found::Holds, None),
+        Verdict::BudgetExhausted => (Found::BudgetExhausted, None),
+        Verdict::Violated(cx) => (
+            Found::Violates {
+                invariant: cx.invariant.name().into(),
+                reason: cx.reason.clone(),
+            },
+            Some(cx),
+        ),
+    };
+    let ok = match (expected, &found) {
+        (Expectation::Holds, Found::Holds) => true,
+        (Expectation::Violates(i), Found::Violates { invariant, .. }) => i.name() == invariant,
+        _ => false,
+    };
+    let mut result = CheckResult {
+        scenario: scenario.name.clone(),
+        path: scenario.path.display().to_string(),
+        algorithm: algorithm.to_string(),
+        expected: expected.to_string(),
+        found,
+        ok,
+        states: stats.states,
+        transitions: stats.transitions,
+        depth: stats.max_depth,
+        seconds: stats.elapsed.as_secs_f64(),
+        replay: None,
+        diagram: None,
+        timeline: None,
+    };
+    if let Some(cx) = counterexample {
+        write_counterexample(scenario, algorithm, &cx, options, &mut result)?;
+    }
+    Ok(result)
+}
+
+fn write_counterexample(
+    scenario: &Scenario,
+    algorithm: Algorithm,
+    cx: &Counterexample,
+    options: &CheckOptions,
+    result: &mut CheckResult,
+) -> Result<(), String> {
+    let spec = scenario.spec_for(algorithm);
+    let (steps, _) = timeline(&spec, &cx.actions)?;
+    std::fs::create_dir_all(&options.out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", options.out_dir.display()))?;
+    let stem = format!("{}.{algorithm}", scenario.name);
+    let replay_path = options.out_dir.join(format!("{stem}.replay.json"));
+    let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
+    let replay = ReplayFile {
+        scenario: scenario.path.clone(),
+        algorithm: algorithm.to_string(),
+        invariant: cx.invariant.name().into(),
+        reason: cx.reason.clone(),
+        actions: cx.actions.clone(),
+    };
+    let json = serde_json::to_string_pretty(&replay).map_err(|e| e.to_string())?;
+    std::fs::write(&replay_path, json)
+        .map_err(|e| format!("cannot write {}: {e}", replay_path.display()))?;
+    let title = format!("{} × {algorithm}: {} breaks", scenario.name, cx.invariant);
+    std::fs::write(&diagram_path, mermaid(&steps, &title))
+        .map_err(|e| format!("cannot write {}: {e}", diagram_path.display()))?;
+    result.replay = Some(replay_path.display().to_string());
+    result.diagram = Some(diagram_path.display().to_string());
+    result.timeline = Some(render_timeline(&steps));
+    Ok(())
+}
+
+/// Replays a recorded counterexample; returns the text to print and whether
+/// it reproduced the same violation.
+pub fn replay(path: &Path) -> Result<(String, bool), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: ReplayFile = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a replay file: {e}", path.display()))?;
+    let scenario = crate::scenario::load(&file.scenario).map_err(|e| e.to_string())?;
+    let algorithm: Algorithm = file.algorithm.parse()?;
+    let spec = scenario.spec_for(algorithm);
+    let (steps, world) = timeline(&spec, &file.actions)?;
+    let mut out = format!(
+        "replaying {} × {algorithm} ({} steps)\n\n{}",
+        scenario.name,
+        steps.len(),
+        render_timeline(&steps)
+    );
+    let found = crate::explore::check(&world, &spec, &scenario.invariants);
+    let reproduced = match &found {
+        Some((invariant, reason)) => {
+            out.push_str(&format!("\n{invariant} breaks: {reason}\n"));
+            invariant.name() == file.invariant && *reason == file.reason
+        }
+        None => {
+            out.push_str("\nno invariant breaks at the end of this run\n");
+            false
+        }
+    };
+    if reproduced {
+        out.push_str("reproduced: same invariant, same reason\n");
+    } else {
+        out.push_str(&format!(
+            "NOT reproduced: the recorded run broke {} ({})\n",
+            file.invariant, file.reason
+        ));
+    }
+    Ok((out, reproduced))
+}
+
+/// The results as a table for people.
+pub fn human_table(results: &[CheckResult]) -> String {
+    let mut out = format!(
+        "{:<34} {:<21} {:<30} {:<34} {:>10} {:>9}\n",
+        "scenario", "algorithm", "expected", "found", "states", "time"
+    );
+    for r in results {
+        let mark = if r.ok { " " } else { "✗" };
+        out.push_str(&format!(
+            "{:<34} {:<21} {:<30} {:<34} {:>10} {:>8.2}s {mark}\n",
+            r.scenario,
+            r.algorithm,
+            r.expected,
+            r.found.to_string(),
+            r.states,
+            r.seconds
+        ));
+    }
+    out
+}
+
+/// The results as JUnit XML (one test case per scenario × algorithm).
+pub fn junit(results: &[CheckResult]) -> String {
+    let failures = results.iter().filter(|r| !r.ok).count();
+    let total: f64 = results.iter().map(|r| r.seconds).sum();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"baton check\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+        results.len()
+    );
+    for r in results {
+        out.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
+            xml(&r.scenario),
+            xml(&r.algorithm),
+            r.seconds
+        ));
+        if !r.ok {
+            let detail = match &r.found {
+                Found::Violates { reason, .. } => reason.clone(),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "      <failure message=\"expected {}, found {}\">{}{}</failure>\n",
+                xml(&r.expected),
+                xml(&r.found.to_string()),
+                xml(&detail),
+                r.replay
+                    .as_ref()
+                    .map(|p| xml(&format!("\nreplay: baton replay {p}")))
+                    .unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!(
+            "      <system-out>states={} transitions={} depth={}</system-out>\n    </testcase>\n",
+            r.states, r.transitions, r.depth
+        ));
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

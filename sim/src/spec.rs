@@ -1,0 +1,164 @@
+//! What a world is made of: the parameters a scenario sets. Immutable while
+//! a world is explored; the [`crate::world::World`] holds what changes.
+
+use std::time::Duration;
+
+use baton_core::{Config, ConfigError, OwnerId, SecondPresentation};
+use baton_fakes::ProviderModel;
+
+use crate::zoo::Algorithm;
+
+/// How many of each fault the adversary may inject in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FaultBudget {
+    /// Replica crashes (its memory is gone; its requests already sent to
+    /// the provider stay in flight).
+    pub crashes: u8,
+    /// Callers that go away while waiting.
+    pub cancels: u8,
+    /// Store writes that fail (some landing anyway, some not).
+    pub store_write_failures: u8,
+    /// Store reads that fail.
+    pub store_read_failures: u8,
+    /// Exchanges answered with a rate limit.
+    pub rate_limits: u8,
+    /// Exchanges answered 5xx before the provider processed them.
+    pub transients: u8,
+    /// Exchanges the provider processed whose reply never arrived.
+    pub lost_replies: u8,
+    /// Exchanges the provider processed, then answered 5xx.
+    pub rotated_then_5xx: u8,
+    /// Exchanges that time out at the driver while the request or its reply
+    /// is still on the way.
+    pub timeouts: u8,
+    /// Validation calls that fail without an answer about the token.
+    pub validation_failures: u8,
+    /// Jumps of the clock to the next lease expiry, token expiry or
+    /// deadline (stalls).
+    pub clock_jumps: u8,
+}
+
+/// Timing of the machines (and the provider's access-token lifetime), in
+/// the world's milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
+    /// Access-token lifetime at the provider.
+    pub access_lifetime: Duration,
+    /// The machines' expiry margin.
+    pub expiry_margin: Duration,
+    /// The lease bound.
+    pub lease: Duration,
+    /// The exchange deadline.
+    pub exchange_timeout: Duration,
+    /// How often a replica waiting on a lease re-reads.
+    pub poll: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            access_lifetime: Duration::from_secs(8 * 3600),
+            expiry_margin: Duration::from_secs(10),
+            lease: Duration::from_secs(30),
+            exchange_timeout: Duration::from_secs(10),
+            poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One world to explore.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorldSpec {
+    /// The algorithm every replica runs.
+    pub algorithm: Algorithm,
+    /// Processes sharing the store.
+    pub replicas: u8,
+    /// Callers per replica.
+    pub callers: u8,
+    /// Requests each caller makes, one after the other.
+    pub requests: u8,
+    /// Links (users); callers are spread over them round-robin.
+    pub links: u8,
+    /// The provider's behaviour.
+    pub provider: ProviderModel,
+    /// What the machines are told about the provider; by default derived
+    /// from `provider`.
+    pub second_presentation: SecondPresentation,
+    /// Timing.
+    pub timing: Timing,
+    /// Whether machines that can validate new tokens do (baton only; the
+    /// historical models that validate always do).
+    pub validate: bool,
+    /// Per-replica clock offset in ms (positive: ahead of the world).
+    pub skews: Vec<i64>,
+    /// The adversary's budget.
+    pub faults: FaultBudget,
+}
+
+impl WorldSpec {
+    /// A world with one replica, one caller, no faults.
+    pub fn new(algorithm: Algorithm, provider: ProviderModel) -> Self {
+        WorldSpec {
+            algorithm,
+            replicas: 1,
+            callers: 1,
+            requests: 1,
+            links: 1,
+            provider,
+            second_presentation: second_presentation_of(provider),
+            timing: Timing::default(),
+            validate: false,
+            skews: Vec::new(),
+            faults: FaultBudget::default(),
+        }
+    }
+
+    /// The configuration of replica `replica`'s incarnation `incarnation`.
+    pub fn config(&self, replica: usize, incarnation: u32) -> Result<Config, ConfigError> {
+        self.config_for(OwnerId::new(format!("r{replica}.{incarnation}")))
+    }
+
+    /// The configuration of a machine named `owner`.
+    pub fn config_for(&self, owner: OwnerId) -> Result<Config, ConfigError> {
+        let t = &self.timing;
+        Config::builder(owner)
+            .expiry_margin(t.expiry_margin)
+            .lease_duration(t.lease)
+            .exchange_timeout(t.exchange_timeout)
+            .lease_poll_interval(t.poll)
+            .second_presentation(self.second_presentation)
+            .validate_new_tokens(self.validate)
+            .persist_attempts(2)
+            .store_retry_delay(Duration::from_secs(1))
+            .default_retry_after(Duration::from_secs(60))
+            .build()
+    }
+
+    /// How many callers in all.
+    pub fn total_callers(&self) -> usize {
+        usize::from(self.replicas) * usize::from(self.callers)
+    }
+
+    /// The clock offset of a replica.
+    pub fn skew(&self, replica: usize) -> i64 {
+        self.skews.get(replica).copied().unwrap_or(0)
+    }
+}
+
+/// What a provider model implies about second presentations: the fact a
+/// correctly configured machine is given.
+pub fn second_presentation_of(model: ProviderModel) -> SecondPresentation {
+    match model {
+        ProviderModel::SingleUse | ProviderModel::ReuseDetection => SecondPresentation::Fatal,
+        ProviderModel::GraceIdempotent { window }
+        | ProviderModel::GraceFork { window }
+        | ProviderModel::GracePreviousValid { window } => SecondPresentation::SafeWithin(window),
+        // Counting presentations across replicas is not something a replica
+        // can do, so only the first reuse is known safe... and even that
+        // is shared: treat it as fatal.
+        ProviderModel::CountedReuse { .. } => SecondPresentation::Fatal,
+        ProviderModel::RotatingNoRevocation | ProviderModel::NonRotating => {
+            SecondPresentation::AlwaysSafe
+        }
+    }
+}
