@@ -492,10 +492,7 @@ baton = { violates = "no_poisoned_failure" }
         );
         let bad_expectation = GOOD.replace("{ violates = \"no_poisoned_failure\" }", "\"fine\"");
         let e = err(&bad_expectation);
-        assert!(
-            e.contains("line 9") && e.contains(r#"found "fine""#),
-            "{e}"
-        );
+        assert!(e.contains("line 9") && e.contains(r#"found "fine""#), "{e}");
         let bad_provider = GOOD.replace("single_use", "singel_use");
         let e = err(&bad_provider);
         assert!(e.contains("line 5") && e.contains("singel_use"), "{e}");
