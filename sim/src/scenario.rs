@@ -484,10 +484,10 @@ baton = { violates = "no_poisoned_failure" }
             e.contains("line 9") && e.contains("unknown invariant `no_such_thing`"),
             "{e}"
         );
-        let bad_algorithm = GOOD.replace("baton =", "naive =");
+        let bad_algorithm = GOOD.replace("baton =", "singleflight =");
         let e = err(&bad_algorithm);
         assert!(
-            e.contains("line 9") && e.contains("unknown algorithm `naive`"),
+            e.contains("line 9") && e.contains("unknown algorithm `singleflight`"),
             "{e}"
         );
         let bad_expectation = GOOD.replace("{ violates = \"no_poisoned_failure\" }", "\"fine\"");

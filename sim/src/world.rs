@@ -1038,6 +1038,8 @@ impl World {
                     || u.store_failure
                     || u.validation_failure
                     || u.rate_limit
+                    || u.lost_reply
+                    || u.timeout
             }
             RefreshError::ReauthenticationRequired(baton_core::ReauthReason::OutcomeUnknown) => {
                 no_live_token || u.lost_knowledge() || u.clock_jump

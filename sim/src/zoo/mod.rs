@@ -7,29 +7,75 @@ use std::str::FromStr;
 
 use baton_core::{Config, Effect, Input, InputError, Machine, RefreshMachine, Timestamp};
 
+pub mod per_caller;
+
+use per_caller::{PerCaller, Variant};
+
 /// An algorithm the world can run on every replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
+    /// Exchange, validate, then write unconditionally; any reject-like
+    /// answer (a 403 included) empties the token and caches the failure
+    /// unconditionally (failures 1, 2, 3).
+    Naive,
+    /// As `naive`, with the failure write guarded on the old refresh token
+    /// (failure 5).
+    OptimisticLock,
+    /// Persist before validating; rate limits are not rejections (failure 6).
+    SaveBeforeValidate,
+    /// Re-read before caching a failure, with no empty-string guard
+    /// (failure 7).
+    RereadOnReject,
     /// baton's machine: the algorithm of DESIGN.md section 2.
     Baton,
 }
 
 impl Algorithm {
     /// Every algorithm modelled.
-    pub const ALL: [Algorithm; 1] = [Algorithm::Baton];
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Naive,
+        Algorithm::OptimisticLock,
+        Algorithm::SaveBeforeValidate,
+        Algorithm::RereadOnReject,
+        Algorithm::Baton,
+    ];
 
     /// The name scenarios use.
     pub fn name(self) -> &'static str {
         match self {
+            Algorithm::Naive => "naive",
+            Algorithm::OptimisticLock => "optimistic_lock",
+            Algorithm::SaveBeforeValidate => "save_before_validate",
+            Algorithm::RereadOnReject => "reread_on_reject",
             Algorithm::Baton => "baton",
         }
     }
 
     /// A fresh machine of this algorithm (one process, empty memory).
     pub fn machine(self, config: Config) -> AnyMachine {
+        let variant = |validate_before_write, guarded, rate_limit_is_rejection, reread| {
+            AnyMachine::PerCaller(PerCaller::new(
+                Variant {
+                    validate_before_write,
+                    guarded_failure_write: guarded,
+                    rate_limit_is_rejection,
+                    reread_on_reject: reread,
+                },
+                config.clone(),
+            ))
+        };
         match self {
+            Algorithm::Naive => variant(true, false, true, false),
+            Algorithm::OptimisticLock => variant(true, true, true, false),
+            Algorithm::SaveBeforeValidate => variant(false, true, false, false),
+            Algorithm::RereadOnReject => variant(false, true, false, true),
             Algorithm::Baton => AnyMachine::Baton(Machine::new(config)),
         }
+    }
+
+    /// Whether the algorithm validates new tokens with an API call.
+    pub fn validates(self) -> bool {
+        !matches!(self, Algorithm::Baton)
     }
 }
 
@@ -55,6 +101,8 @@ impl FromStr for Algorithm {
 /// A machine of any modelled algorithm.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AnyMachine {
+    /// One of the per-caller historical algorithms.
+    PerCaller(PerCaller),
     /// baton's machine.
     Baton(Machine),
 }
@@ -62,16 +110,19 @@ pub enum AnyMachine {
 impl RefreshMachine for AnyMachine {
     fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), InputError> {
         match self {
+            AnyMachine::PerCaller(m) => m.handle_input(now, input),
             AnyMachine::Baton(m) => m.handle_input(now, input),
         }
     }
     fn poll_output(&mut self) -> Option<Effect> {
         match self {
+            AnyMachine::PerCaller(m) => m.poll_output(),
             AnyMachine::Baton(m) => m.poll_output(),
         }
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         match self {
+            AnyMachine::PerCaller(m) => m.poll_timeout(),
             AnyMachine::Baton(m) => m.poll_timeout(),
         }
     }
