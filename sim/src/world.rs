@@ -575,7 +575,20 @@ impl World {
     }
 
     /// Takes one step. `log`, if given, receives a description of it.
-    pub fn apply(&mut self, spec: &WorldSpec, action: Action, mut log: Option<&mut StepLog>) {
+    pub fn apply(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
+        self.step(spec, action, log);
+        // Messages in flight form a set: which was sent first changes
+        // nothing about what can happen next. Keeping them in a canonical
+        // order lets the explorer recognise equal worlds reached by sending
+        // in different orders.
+        self.messages.sort_by_cached_key(|m| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(m, &mut h);
+            std::hash::Hasher::finish(&h)
+        });
+    }
+
+    fn step(&mut self, spec: &WorldSpec, action: Action, mut log: Option<&mut StepLog>) {
         let mut note = |from: String, to: String, text: String| {
             if let Some(log) = log.as_deref_mut() {
                 log.entries.push(LogEntry { from, to, text });
