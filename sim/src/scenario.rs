@@ -484,10 +484,10 @@ baton = { violates = "no_poisoned_failure" }
             e.contains("line 9") && e.contains("unknown invariant `no_such_thing`"),
             "{e}"
         );
-        let bad_algorithm = GOOD.replace("baton =", "singleflight =");
+        let bad_algorithm = GOOD.replace("baton =", "lease_everything =");
         let e = err(&bad_algorithm);
         assert!(
-            e.contains("line 9") && e.contains("unknown algorithm `singleflight`"),
+            e.contains("line 9") && e.contains("unknown algorithm `lease_everything`"),
             "{e}"
         );
         let bad_expectation = GOOD.replace("{ violates = \"no_poisoned_failure\" }", "\"fine\"");

@@ -1101,7 +1101,10 @@ pub fn describe_effect(effect: &Effect) -> String {
         Effect::ReadLink { link, .. } => format!("read {link}"),
         Effect::CompareAndSwap { write, .. } => {
             let guard = match &write.guard.refresh_token {
-                baton_core::Expect::Any => "unconditionally".to_string(),
+                baton_core::Expect::Any if write.guard == baton_core::Guard::ANY => {
+                    "unconditionally".to_string()
+                }
+                baton_core::Expect::Any => "if the lease and failure are as read".to_string(),
                 baton_core::Expect::Exactly(t) => {
                     format!(
                         "if refresh = {}",

@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use baton_core::{Config, Effect, Input, InputError, Machine, RefreshMachine, Timestamp};
 
+pub mod flighted;
 pub mod per_caller;
 
+use flighted::Flighted;
 use per_caller::{PerCaller, Variant};
 
 /// An algorithm the world can run on every replica.
@@ -26,17 +28,25 @@ pub enum Algorithm {
     /// Re-read before caching a failure, with no empty-string guard
     /// (failure 7).
     RereadOnReject,
+    /// Per-process single-flight; each caller's own (possibly stale) read
+    /// decides the token the flight presents (failure 8).
+    Singleflight,
+    /// Single-flight plus a row lease; release clears any lease, the
+    /// success write is unconditional (failure 9).
+    DbLease,
     /// baton's machine: the algorithm of DESIGN.md section 2.
     Baton,
 }
 
 impl Algorithm {
     /// Every algorithm modelled.
-    pub const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 7] = [
         Algorithm::Naive,
         Algorithm::OptimisticLock,
         Algorithm::SaveBeforeValidate,
         Algorithm::RereadOnReject,
+        Algorithm::Singleflight,
+        Algorithm::DbLease,
         Algorithm::Baton,
     ];
 
@@ -47,6 +57,8 @@ impl Algorithm {
             Algorithm::OptimisticLock => "optimistic_lock",
             Algorithm::SaveBeforeValidate => "save_before_validate",
             Algorithm::RereadOnReject => "reread_on_reject",
+            Algorithm::Singleflight => "singleflight",
+            Algorithm::DbLease => "db_lease",
             Algorithm::Baton => "baton",
         }
     }
@@ -69,6 +81,8 @@ impl Algorithm {
             Algorithm::OptimisticLock => variant(true, true, true, false),
             Algorithm::SaveBeforeValidate => variant(false, true, false, false),
             Algorithm::RereadOnReject => variant(false, true, false, true),
+            Algorithm::Singleflight => AnyMachine::Flighted(Flighted::new(false, config)),
+            Algorithm::DbLease => AnyMachine::Flighted(Flighted::new(true, config)),
             Algorithm::Baton => AnyMachine::Baton(Machine::new(config)),
         }
     }
@@ -103,6 +117,8 @@ impl FromStr for Algorithm {
 pub enum AnyMachine {
     /// One of the per-caller historical algorithms.
     PerCaller(PerCaller),
+    /// `singleflight` or `db_lease`.
+    Flighted(Flighted),
     /// baton's machine.
     Baton(Machine),
 }
@@ -111,18 +127,21 @@ impl RefreshMachine for AnyMachine {
     fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), InputError> {
         match self {
             AnyMachine::PerCaller(m) => m.handle_input(now, input),
+            AnyMachine::Flighted(m) => m.handle_input(now, input),
             AnyMachine::Baton(m) => m.handle_input(now, input),
         }
     }
     fn poll_output(&mut self) -> Option<Effect> {
         match self {
             AnyMachine::PerCaller(m) => m.poll_output(),
+            AnyMachine::Flighted(m) => m.poll_output(),
             AnyMachine::Baton(m) => m.poll_output(),
         }
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         match self {
             AnyMachine::PerCaller(m) => m.poll_timeout(),
+            AnyMachine::Flighted(m) => m.poll_timeout(),
             AnyMachine::Baton(m) => m.poll_timeout(),
         }
     }
