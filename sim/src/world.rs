@@ -101,6 +101,17 @@ pub enum Message {
         /// What the provider did.
         outcome: ExchangeOutcome,
     },
+    /// A store read's reply on its way back: the row as it was when read.
+    /// Between the read and its arrival the row may change — the stale read
+    /// every real driver lives with.
+    ReadReply {
+        /// Recipient.
+        replica: u8,
+        /// Recipient's incarnation.
+        incarnation: u32,
+        /// The read's result.
+        input: Input,
+    },
     /// A reply that will never arrive: the sender learns at its deadline.
     Lost {
         /// Whose tokens.
@@ -134,6 +145,11 @@ impl Message {
                 replica,
                 incarnation,
                 ..
+            }
+            | Message::ReadReply {
+                replica,
+                incarnation,
+                ..
             } => (*replica, *incarnation),
         }
     }
@@ -149,7 +165,7 @@ impl Message {
             }
             | Message::Reply { link, .. }
             | Message::Lost { link, .. } => Some(link),
-            Message::Sent { .. } => None,
+            Message::Sent { .. } | Message::ReadReply { .. } => None,
         }
     }
 }
@@ -428,7 +444,7 @@ impl World {
                     message: message_index,
                     fault: None,
                 }),
-                Message::Reply { .. } => out.push(Action::Receive {
+                Message::Reply { .. } | Message::ReadReply { .. } => out.push(Action::Receive {
                     message: message_index,
                 }),
                 Message::Lost { .. } => out.push(Action::TimeOut {
@@ -459,7 +475,7 @@ impl World {
             }
             | Message::Reply { deadline, .. }
             | Message::Lost { deadline, .. } => *deadline < at,
-            Message::Sent { .. } => self.now < at,
+            Message::Sent { .. } | Message::ReadReply { .. } => self.now < at,
         });
         Some((at, stall))
     }
@@ -511,7 +527,7 @@ impl World {
                     }
                     _ => {}
                 },
-                Message::Reply { .. } | Message::Lost { .. } => {}
+                Message::Reply { .. } | Message::Lost { .. } | Message::ReadReply { .. } => {}
             }
             let times_out = match message {
                 Message::Sent {
@@ -619,28 +635,31 @@ impl World {
                 let message = self.messages.remove(usize::from(message));
                 self.deliver(spec, message, fault, &mut note);
             }
-            Action::Receive { message } => {
-                let Message::Reply {
+            Action::Receive { message } => match self.messages.remove(usize::from(message)) {
+                Message::Reply {
                     replica,
                     id,
                     outcome,
                     ..
-                } = self.messages.remove(usize::from(message))
-                else {
-                    unreachable!("Receive is offered for replies only")
-                };
-                note(
-                    "provider".into(),
-                    format!("r{replica}"),
-                    format!("reply: {}", describe_outcome(&outcome)),
-                );
-                self.feed(
-                    spec,
-                    usize::from(replica),
-                    Input::ExchangeFinished { id, outcome },
-                    &mut note,
-                );
-            }
+                } => {
+                    note(
+                        "provider".into(),
+                        format!("r{replica}"),
+                        format!("reply: {}", describe_outcome(&outcome)),
+                    );
+                    let input = Input::ExchangeFinished { id, outcome };
+                    self.feed(spec, usize::from(replica), input, &mut note);
+                }
+                Message::ReadReply { replica, input, .. } => {
+                    note(
+                        "store".into(),
+                        format!("r{replica}"),
+                        format!("read reply: {}", describe_input(&input)),
+                    );
+                    self.feed(spec, usize::from(replica), input, &mut note);
+                }
+                _ => unreachable!("Receive is offered for replies only"),
+            },
             Action::TimeOut { message } => {
                 let index = usize::from(message);
                 let (replica, id, deadline) = match &mut self.messages[index] {
@@ -683,7 +702,9 @@ impl World {
                         self.messages.remove(index);
                         (replica, id, deadline)
                     }
-                    Message::Sent { .. } => unreachable!("TimeOut is offered for exchanges only"),
+                    Message::Sent { .. } | Message::ReadReply { .. } => {
+                        unreachable!("TimeOut is offered for exchanges only")
+                    }
                 };
                 self.now = self
                     .now
@@ -791,7 +812,17 @@ impl World {
                     format!("{} → {}", describe_effect(&effect), describe_input(&input)),
                 );
                 let _ = link;
-                self.feed(spec, r, input, note);
+                if matches!(effect, Effect::ReadLink { .. }) {
+                    // The row travels back while the world goes on.
+                    let incarnation = self.replicas[r].incarnation;
+                    self.messages.push(Message::ReadReply {
+                        replica,
+                        incarnation,
+                        input,
+                    });
+                } else {
+                    self.feed(spec, r, input, note);
+                }
             }
             Effect::Exchange {
                 id,
