@@ -8,14 +8,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::{reauth, temporary, Answer};
 use baton_core::{
-    AccessGrant, CachedFailure, CallerId, Change, Config, Effect, EffectId, ExchangeOutcome,
-    Expect, Guard, Input, InputError, Lease, LinkId, ReauthReason, RefreshError, RefreshMachine,
-    RefreshToken, StoredLink, TemporaryReason, Timestamp, TokenSet, Update, ValidationOutcome,
-    Write, WriteIntent,
+    CachedFailure, CallerId, Change, Config, Effect, EffectId, ExchangeOutcome, Expect, Guard,
+    Input, InputError, Lease, LinkId, ReauthReason, RefreshError, RefreshMachine, RefreshToken,
+    StoredLink, Timestamp, TokenSet, Update, ValidationOutcome, Write, WriteIntent,
 };
-
-type Answer = Result<AccessGrant, RefreshError>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Step {
@@ -70,22 +68,6 @@ pub struct Flighted {
     outbox: VecDeque<Effect>,
 }
 
-fn reauth(reason: &str) -> Answer {
-    Err(RefreshError::ReauthenticationRequired(
-        ReauthReason::Rejected {
-            provider_reason: reason.into(),
-        },
-    ))
-}
-
-fn temporary(detail: &str) -> Answer {
-    Err(RefreshError::Temporary(
-        TemporaryReason::ProviderUnavailable {
-            detail: detail.into(),
-        },
-    ))
-}
-
 impl Flighted {
     /// A machine; `lease` selects `db_lease` over `singleflight`.
     pub fn new(lease: bool, config: Config) -> Self {
@@ -100,12 +82,7 @@ impl Flighted {
     }
 
     fn emit(&mut self, owner: Owner, make: impl FnOnce(EffectId) -> Effect) {
-        let id = (0..)
-            .map(EffectId)
-            .find(|id| !self.awaiting.contains_key(id))
-            .expect("ids available");
-        self.awaiting.insert(id, owner);
-        self.outbox.push_back(make(id));
+        super::emit(&mut self.awaiting, &mut self.outbox, owner, make);
     }
 
     fn answer(&mut self, link: &LinkId, callers: Vec<CallerId>, result: Answer) {

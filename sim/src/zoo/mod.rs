@@ -13,6 +13,43 @@ pub mod per_caller;
 use flighted::Flighted;
 use per_caller::{PerCaller, Variant};
 
+/// What a historical model answers a caller.
+pub(crate) type Answer = Result<baton_core::AccessGrant, baton_core::RefreshError>;
+
+/// A re-authentication answer quoting the provider's reason.
+pub(crate) fn reauth(reason: &str) -> Answer {
+    Err(baton_core::RefreshError::ReauthenticationRequired(
+        baton_core::ReauthReason::Rejected {
+            provider_reason: reason.into(),
+        },
+    ))
+}
+
+/// A retry-later answer.
+pub(crate) fn temporary(detail: &str) -> Answer {
+    Err(baton_core::RefreshError::Temporary(
+        baton_core::TemporaryReason::ProviderUnavailable {
+            detail: detail.into(),
+        },
+    ))
+}
+
+/// Emits `effect` under the smallest id not awaiting a result, as the core
+/// machine does, and records who awaits it.
+pub(crate) fn emit<O>(
+    awaiting: &mut std::collections::BTreeMap<baton_core::EffectId, O>,
+    outbox: &mut std::collections::VecDeque<Effect>,
+    owner: O,
+    make: impl FnOnce(baton_core::EffectId) -> Effect,
+) {
+    let id = (0..)
+        .map(baton_core::EffectId)
+        .find(|id| !awaiting.contains_key(id))
+        .expect("fewer than u64::MAX effects outstanding");
+    awaiting.insert(id, owner);
+    outbox.push_back(make(id));
+}
+
 /// An algorithm the world can run on every replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {

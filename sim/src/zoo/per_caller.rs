@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::{reauth, temporary, Answer};
 use baton_core::{
-    AccessGrant, CachedFailure, CallerId, Change, Config, Effect, EffectId, ExchangeOutcome, Guard,
-    Input, InputError, LinkId, ReauthReason, RefreshError, RefreshMachine, RefreshToken,
-    StoredLink, TemporaryReason, Timestamp, TokenSet, Update, ValidationOutcome, Write,
-    WriteIntent,
+    CachedFailure, CallerId, Change, Config, Effect, EffectId, ExchangeOutcome, Guard, Input,
+    InputError, LinkId, ReauthReason, RefreshError, RefreshMachine, RefreshToken, StoredLink,
+    Timestamp, TokenSet, Update, ValidationOutcome, Write, WriteIntent,
 };
 
 /// The decisions that distinguish the per-caller algorithms.
@@ -72,24 +72,6 @@ pub struct PerCaller {
     outbox: VecDeque<Effect>,
 }
 
-type Answer = Result<AccessGrant, RefreshError>;
-
-fn reauth(reason: &str) -> Answer {
-    Err(RefreshError::ReauthenticationRequired(
-        ReauthReason::Rejected {
-            provider_reason: reason.into(),
-        },
-    ))
-}
-
-fn temporary(detail: &str) -> Answer {
-    Err(RefreshError::Temporary(
-        TemporaryReason::ProviderUnavailable {
-            detail: detail.into(),
-        },
-    ))
-}
-
 impl PerCaller {
     /// A machine of `variant` with nothing in flight.
     pub fn new(variant: Variant, config: Config) -> Self {
@@ -103,12 +85,7 @@ impl PerCaller {
     }
 
     fn emit(&mut self, caller: CallerId, make: impl FnOnce(EffectId) -> Effect) {
-        let id = (0..)
-            .map(EffectId)
-            .find(|id| !self.awaiting.contains_key(id))
-            .expect("ids available");
-        self.awaiting.insert(id, caller);
-        self.outbox.push_back(make(id));
+        super::emit(&mut self.awaiting, &mut self.outbox, caller, make);
     }
 
     fn finish(&mut self, caller: CallerId, link: LinkId, result: Answer) {
@@ -428,7 +405,7 @@ impl RefreshMachine for PerCaller {
 mod tests {
     use std::time::Duration;
 
-    use baton_core::{AccessToken, OwnerId};
+    use baton_core::{AccessGrant, AccessToken, OwnerId};
 
     use super::*;
 
