@@ -122,11 +122,18 @@
 //! result.
 
 mod config;
+pub mod driver;
 mod error;
 mod flight;
+#[cfg(feature = "http")]
+pub mod http;
 mod ids;
 mod io;
 mod machine;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "tokio")]
+pub mod refresher;
 mod row;
 mod secret;
 mod time;
@@ -153,6 +160,13 @@ pub trait RefreshMachine {
     fn poll_output(&mut self) -> Option<Effect>;
     /// See [`Machine::poll_timeout`].
     fn poll_timeout(&self) -> Option<Timestamp>;
+    /// The access token a request for `link` at `now` would be answered
+    /// with at once, with no effect; `None` if the machine cannot say (the
+    /// default). Drivers serve it without registering a caller.
+    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<AccessGrant> {
+        let _ = (link, now);
+        None
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -164,6 +178,9 @@ impl RefreshMachine for Machine {
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         Machine::poll_timeout(self)
+    }
+    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<AccessGrant> {
+        Machine::live_token(self, link, now).cloned()
     }
 }
 

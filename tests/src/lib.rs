@@ -1,1 +1,4 @@
-//! Integration tests live in `tests/`; this library is empty on purpose.
+//! Support for the integration tests in `tests/`: throwaway PostgreSQL
+//! databases on the machine's server.
+
+pub mod pg;

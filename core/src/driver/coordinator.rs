@@ -1,0 +1,305 @@
+//! The [`Coordinator`]: one machine behind a lock, the callers waiting on
+//! it, and the hand-off of effects to a [`Runtime`].
+//!
+//! Everything that touches the machine happens inside [`Lock::with`], and
+//! everything that may block or call out (sending an answer, spawning I/O,
+//! arming a timer) happens after the lock is released. That split is the
+//! whole of the concurrency argument, and it is what loom and shuttle check.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::Answer;
+use crate::{AccessGrant, CallerId, Effect, Input, LinkId, RefreshMachine, Timestamp};
+
+/// A mutual-exclusion lock: `std::sync::Mutex` in production, the checker's
+/// own mutex under loom or shuttle.
+pub trait Lock<T>: Send + Sync {
+    /// Wraps `value`.
+    fn new(value: T) -> Self
+    where
+        Self: Sized;
+    /// Runs `f` with exclusive access to the value.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+impl<T: Send> Lock<T> for std::sync::Mutex<T> {
+    fn new(value: T) -> Self {
+        std::sync::Mutex::new(value)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // A panic inside the lock can only come from a bug in the machine;
+        // refusing every later caller for it would turn one bad refresh into
+        // an outage, and each input leaves the machine consistent.
+        let mut guard = self.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+/// The sending half of a one-shot channel that carries one caller's answer.
+pub trait Reply: Send + 'static {
+    /// Delivers the answer. A caller that stopped listening is not an error.
+    fn send(self, answer: Answer);
+}
+
+/// What a concrete program plugs into the [`Coordinator`]: its lock, its
+/// one-shot channel, its clock, and how it runs work off the callers' path.
+pub trait Runtime: Sized + Send + Sync + 'static {
+    /// The lock the machine lives behind.
+    type Lock<T: Send + 'static>: Lock<T>;
+    /// How an answer reaches a waiting caller.
+    type Reply: Reply;
+
+    /// The current time. Read while the machine's lock is held, so inputs
+    /// reach the machine in time order.
+    fn now(&self) -> Timestamp;
+
+    /// Carries out `work` (a store call, an exchange, a validation) on its
+    /// own — a spawned task, a worker thread — and calls
+    /// [`Work::finish`] with the result. Must not run it on the calling
+    /// stack: the caller that triggered it may be cancelled at any moment
+    /// and the refresh must go on without it.
+    fn spawn_work<M: RefreshMachine + Send + 'static>(&self, work: Work<Self, M>);
+
+    /// Calls [`Coordinator::timer_fired`] with `at` once the clock has
+    /// reached `at`. Firing late is fine; firing twice or for a timer that
+    /// was superseded is harmless.
+    fn wake_at<M: RefreshMachine + Send + 'static>(
+        &self,
+        at: Timestamp,
+        coordinator: Arc<Coordinator<Self, M>>,
+    );
+}
+
+/// One effect for the runtime to carry out, and where its result goes.
+pub struct Work<R: Runtime, M: RefreshMachine + Send + 'static> {
+    effect: Effect,
+    coordinator: Arc<Coordinator<R, M>>,
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> Work<R, M> {
+    /// The effect to carry out: never [`Effect::Answer`], which the
+    /// coordinator delivers itself.
+    pub fn effect(&self) -> &Effect {
+        &self.effect
+    }
+
+    /// The coordinator the result goes to (to read its runtime or clock).
+    pub fn coordinator(&self) -> &Arc<Coordinator<R, M>> {
+        &self.coordinator
+    }
+
+    /// Feeds the effect's result back to the machine.
+    pub fn finish(self, result: Input) {
+        self.coordinator.finish(result);
+    }
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> fmt::Debug for Work<R, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Work").field("effect", &self.effect).finish()
+    }
+}
+
+/// One machine shared by many callers. See the [module docs](super).
+pub struct Coordinator<R: Runtime, M: Send + 'static> {
+    runtime: R,
+    state: R::Lock<State<M, R::Reply>>,
+}
+
+struct State<M, P> {
+    machine: M,
+    waiting: HashMap<CallerId, P>,
+    next_caller: u64,
+    /// The earliest wake-up the runtime was asked for and has not yet
+    /// delivered; a later timeout needs no new wake-up.
+    armed: Option<Timestamp>,
+}
+
+/// What one turn of the machine produced, acted on after the lock is
+/// released.
+struct Outbox<P> {
+    replies: Vec<(P, Answer)>,
+    work: Vec<Effect>,
+    wake_at: Option<Timestamp>,
+}
+
+impl<P> Outbox<P> {
+    fn new() -> Self {
+        Outbox {
+            replies: Vec::new(),
+            work: Vec::new(),
+            wake_at: None,
+        }
+    }
+}
+
+impl<M: RefreshMachine, P> State<M, P> {
+    fn feed(&mut self, now: Timestamp, input: Input, out: &mut Outbox<P>) {
+        if let Err(error) = self.machine.handle_input(now, input) {
+            // Every input comes from this module or from a runtime carrying
+            // out an effect the machine emitted: a refusal is a bug here.
+            panic!("baton coordinator fed the machine an input it refused: {error}");
+        }
+        while let Some(effect) = self.machine.poll_output() {
+            match effect {
+                Effect::Answer { caller, result, .. } => {
+                    // Absent when the caller went away after the machine
+                    // decided to answer it.
+                    if let Some(reply) = self.waiting.remove(&caller) {
+                        out.replies.push((reply, result));
+                    }
+                }
+                io => out.work.push(io),
+            }
+        }
+        self.arm(out);
+    }
+
+    fn arm(&mut self, out: &mut Outbox<P>) {
+        if let Some(at) = self.machine.poll_timeout() {
+            if self.armed.is_none_or(|armed| at < armed) {
+                self.armed = Some(at);
+                out.wake_at = Some(at);
+            }
+        }
+    }
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
+    /// A coordinator running `machine` on `runtime`.
+    pub fn new(runtime: R, machine: M) -> Arc<Self> {
+        Arc::new(Coordinator {
+            runtime,
+            state: R::Lock::new(State {
+                machine,
+                waiting: HashMap::new(),
+                next_caller: 0,
+                armed: None,
+            }),
+        })
+    }
+
+    /// The runtime this coordinator hands its work to.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
+    /// Runs `f` on the machine, under its lock: for inspection.
+    pub fn with_machine<T>(&self, f: impl FnOnce(&M) -> T) -> T {
+        self.state.with(|s| f(&s.machine))
+    }
+
+    /// The access token a request for `link` would be answered with at
+    /// once, without registering a caller: the hot path.
+    pub fn cached_token(&self, link: &LinkId) -> Option<AccessGrant> {
+        self.state
+            .with(|s| s.machine.cached_token(link, self.runtime.now()))
+    }
+
+    /// Asks for a live access token for `link`. The answer is sent on
+    /// `reply` — possibly before this returns. Dropping the returned
+    /// [`Ticket`] before the answer arrives withdraws the request; the
+    /// refresh it started, if any, goes on.
+    pub fn request(self: &Arc<Self>, link: LinkId, reply: R::Reply) -> Ticket<R, M> {
+        let mut out = Outbox::new();
+        let caller = self.state.with(|s| {
+            let caller = CallerId(s.next_caller);
+            s.next_caller += 1;
+            s.waiting.insert(caller, reply);
+            let now = self.runtime.now();
+            s.feed(now, Input::TokenRequested { caller, link }, &mut out);
+            caller
+        });
+        self.deliver(out);
+        Ticket {
+            coordinator: Arc::clone(self),
+            caller,
+        }
+    }
+
+    /// Feeds the result of an effect the runtime carried out.
+    pub fn finish(self: &Arc<Self>, result: Input) {
+        let mut out = Outbox::new();
+        self.state.with(|s| {
+            let now = self.runtime.now();
+            s.feed(now, result, &mut out);
+        });
+        self.deliver(out);
+    }
+
+    /// The wake-up the runtime was asked for at `at` has come.
+    pub fn timer_fired(self: &Arc<Self>, at: Timestamp) {
+        let mut out = Outbox::new();
+        self.state.with(|s| {
+            if s.armed == Some(at) {
+                s.armed = None;
+            }
+            let now = self.runtime.now();
+            if s.machine.poll_timeout().is_some_and(|due| due <= now) {
+                s.feed(now, Input::TimerExpired, &mut out);
+            } else {
+                // Early (clocks disagree) or superseded: make sure the
+                // machine's real timeout still has a wake-up coming.
+                s.arm(&mut out);
+            }
+        });
+        self.deliver(out);
+    }
+
+    fn withdraw(self: &Arc<Self>, caller: CallerId) {
+        let mut out = Outbox::new();
+        self.state.with(|s| {
+            if s.waiting.remove(&caller).is_some() {
+                let now = self.runtime.now();
+                s.feed(now, Input::CallerGone { caller }, &mut out);
+            }
+        });
+        self.deliver(out);
+    }
+
+    fn deliver(self: &Arc<Self>, out: Outbox<R::Reply>) {
+        for (reply, answer) in out.replies {
+            reply.send(answer);
+        }
+        for effect in out.work {
+            self.runtime.spawn_work(Work {
+                effect,
+                coordinator: Arc::clone(self),
+            });
+        }
+        if let Some(at) = out.wake_at {
+            self.runtime.wake_at(at, Arc::clone(self));
+        }
+    }
+}
+
+/// A caller's place in line. Dropping it before the answer arrives tells the
+/// machine the caller went away; after, it does nothing.
+pub struct Ticket<R: Runtime, M: RefreshMachine + Send + 'static> {
+    coordinator: Arc<Coordinator<R, M>>,
+    caller: CallerId,
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> Ticket<R, M> {
+    /// The id the machine knows this caller by.
+    pub fn caller(&self) -> CallerId {
+        self.caller
+    }
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> Drop for Ticket<R, M> {
+    fn drop(&mut self) {
+        self.coordinator.withdraw(self.caller);
+    }
+}
+
+impl<R: Runtime, M: RefreshMachine + Send + 'static> fmt::Debug for Ticket<R, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("caller", &self.caller)
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! The HTTP token endpoint on the `oauth2` crate (feature `http`). Being written.

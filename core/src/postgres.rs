@@ -1,0 +1,1 @@
+//! The Postgres link store (feature `postgres`). Being written.

@@ -1,0 +1,1 @@
+//! A stateful identity provider on wiremock (feature `idp`). Being written.

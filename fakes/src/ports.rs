@@ -1,0 +1,1 @@
+//! The fakes behind the driver ports. Being written.

@@ -1,0 +1,1 @@
+//! Throwaway PostgreSQL databases for tests. Being written.
