@@ -1,1 +1,293 @@
-//! The tokio driver (feature `tokio`). Being written.
+//! The tokio driver (feature `tokio`): a [`Refresher`] owns one machine per
+//! process and answers [`Refresher::access_token`] for any number of
+//! concurrent tasks.
+//!
+//! It is the [`Coordinator`] of [`crate::driver`] — the very code the loom
+//! and shuttle checkers run — with a [`TokioRuntime`] plugged in: a
+//! `std::sync::Mutex` around the machine (held only for the machine's own
+//! bookkeeping, never across an await), `tokio::sync::oneshot` for answers,
+//! `tokio::spawn` for every store call and exchange, and tokio's timer for
+//! the machine's timeouts and the exchange deadline.
+//!
+//! Dropping the future of `access_token` withdraws that caller only: the
+//! exchange and the write it started run to completion in their own tasks,
+//! so a token the provider issued is persisted even if nobody waits for it.
+//!
+//! Each slow-path request runs in a `baton.refresh` span carrying the link's
+//! provider and user; each effect in a `baton.effect` span naming its kind.
+//! Token text never reaches a span, an event or an error.
+//!
+//! ```no_run
+//! # async fn demo<S: baton_core::driver::LinkStore, E: baton_core::driver::TokenEndpoint>(store: S, endpoint: E) {
+//! use baton_core::{refresher::Refresher, Config, LinkId, OwnerId};
+//!
+//! let config = Config::builder(OwnerId::new("replica-a")).build().unwrap();
+//! let refresher = Refresher::new(config, store, endpoint);
+//! let token = refresher.access_token(&LinkId::new("github", "octocat")).await;
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::driver::{perform, Answer, Coordinator, LinkStore, Reply, Runtime, TokenEndpoint, Work};
+use crate::{
+    AccessGrant, Config, Effect, ExchangeOutcome, Input, LinkId, Machine, RefreshError,
+    RefreshMachine, StoreFailure, TemporaryReason, Timestamp,
+};
+
+/// The wall clock as a [`Timestamp`]: milliseconds since the UNIX epoch.
+/// Every replica sharing a store must agree on it (within the expiry
+/// margin), since expiries and leases are stored as instants.
+pub fn wall_clock() -> Timestamp {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    Timestamp::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The answer channel of the tokio driver.
+#[derive(Debug)]
+pub struct OneshotReply(oneshot::Sender<Answer>);
+
+impl Reply for OneshotReply {
+    fn send(self, answer: Answer) {
+        // The receiver is gone when the caller's future was dropped.
+        let _ = self.0.send(answer);
+    }
+}
+
+/// The [`Runtime`] of the tokio driver: the store, the endpoint, and the
+/// tokio runtime every effect and timer is spawned on.
+pub struct TokioRuntime<S, E> {
+    store: Arc<S>,
+    endpoint: Arc<E>,
+    handle: Handle,
+    clock: fn() -> Timestamp,
+}
+
+impl<S, E> fmt::Debug for TokioRuntime<S, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioRuntime").finish_non_exhaustive()
+    }
+}
+
+fn effect_kind(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::ReadLink { .. } => "read_link",
+        Effect::CompareAndSwap { .. } => "compare_and_swap",
+        Effect::Exchange { .. } => "exchange",
+        Effect::Validate { .. } => "validate",
+        Effect::Answer { .. } => "answer",
+    }
+}
+
+/// The input that stands for an effect whose task died (a panic in a store
+/// or endpoint implementation): the machine must hear something, or every
+/// caller of the link would wait forever.
+fn lost_effect(effect: &Effect) -> Option<Input> {
+    let reason = "the task carrying out this effect panicked".to_string();
+    Some(match effect {
+        Effect::ReadLink { id, .. } | Effect::CompareAndSwap { id, .. } => Input::StoreFailed {
+            id: *id,
+            failure: StoreFailure { reason },
+        },
+        // It may have been sent: the safe reading.
+        Effect::Exchange { id, .. } => Input::ExchangeFinished {
+            id: *id,
+            outcome: ExchangeOutcome::OutcomeUnknown,
+        },
+        Effect::Validate { id, .. } => Input::ValidationFinished {
+            id: *id,
+            outcome: crate::ValidationOutcome::Inconclusive { reason },
+        },
+        Effect::Answer { .. } => return None,
+    })
+}
+
+impl<S: LinkStore, E: TokenEndpoint> Runtime for TokioRuntime<S, E> {
+    type Lock<T: Send + 'static> = std::sync::Mutex<T>;
+    type Reply = OneshotReply;
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    fn spawn_work<M: RefreshMachine + Send + 'static>(&self, work: Work<Self, M>) {
+        let store = Arc::clone(&self.store);
+        let endpoint = Arc::clone(&self.endpoint);
+        let clock = self.clock;
+        let span = tracing::debug_span!("baton.effect", kind = effect_kind(work.effect()));
+        let effect = work.effect().clone();
+        // The I/O runs in a task of its own so that a panic in a store or
+        // endpoint still ends in an input for the machine.
+        let io = self.handle.spawn(
+            async move {
+                let now = clock();
+                match effect {
+                    Effect::Exchange { id, deadline, .. } => {
+                        let budget = deadline.saturating_since(now);
+                        let exchange = perform(&*store, &*endpoint, &effect, now);
+                        match tokio::time::timeout(budget, exchange).await {
+                            Ok(input) => input,
+                            Err(_) => {
+                                tracing::warn!("no reply from the token endpoint by the deadline; outcome unknown");
+                                Some(Input::ExchangeFinished {
+                                    id,
+                                    outcome: ExchangeOutcome::OutcomeUnknown,
+                                })
+                            }
+                        }
+                    }
+                    _ => perform(&*store, &*endpoint, &effect, now).await,
+                }
+            }
+            .instrument(span),
+        );
+        self.handle.spawn(async move {
+            let input = match io.await {
+                Ok(input) => input,
+                Err(_) => lost_effect(work.effect()),
+            };
+            if let Some(input) = input {
+                work.finish(input);
+            }
+        });
+    }
+
+    fn wake_at<M: RefreshMachine + Send + 'static>(
+        &self,
+        at: Timestamp,
+        coordinator: Arc<Coordinator<Self, M>>,
+    ) {
+        let clock = self.clock;
+        self.handle.spawn(async move {
+            tokio::time::sleep(at.saturating_since(clock())).await;
+            coordinator.timer_fired(at);
+        });
+    }
+}
+
+/// Answers `access_token` for many concurrent tasks with one machine. See
+/// the [module docs](self).
+pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static = Machine> {
+    coordinator: Arc<Coordinator<TokioRuntime<S, E>, M>>,
+}
+
+impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
+    /// A refresher running baton's [`Machine`] with `config`.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(config: Config, store: S, endpoint: E) -> Self {
+        Refresher::with_machine(Machine::new(config), store, endpoint)
+    }
+}
+
+impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresher<S, E, M> {
+    /// A refresher running any [`RefreshMachine`] — baton's, or a model of
+    /// a historical algorithm to reproduce its failure on real
+    /// infrastructure.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn with_machine(machine: M, store: S, endpoint: E) -> Self {
+        Refresher::with_clock(machine, store, endpoint, wall_clock)
+    }
+
+    /// As [`Refresher::with_machine`], reading time from `clock` instead of
+    /// the wall clock (replicas with skewed clocks, in tests).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn with_clock(machine: M, store: S, endpoint: E, clock: fn() -> Timestamp) -> Self {
+        let runtime = TokioRuntime {
+            store: Arc::new(store),
+            endpoint: Arc::new(endpoint),
+            handle: Handle::current(),
+            clock,
+        };
+        Refresher {
+            coordinator: Coordinator::new(runtime, machine),
+        }
+    }
+
+    /// A live access token for `link`: from this process's memory when it
+    /// holds one, otherwise from the store or a refresh that this call
+    /// starts or joins.
+    ///
+    /// Cancel-safe: dropping the future withdraws this caller; a refresh in
+    /// flight goes on and its tokens are persisted.
+    pub async fn access_token(&self, link: &LinkId) -> Result<AccessGrant, RefreshError> {
+        if let Some(grant) = self.coordinator.cached_token(link) {
+            return Ok(grant);
+        }
+        let span = tracing::info_span!(
+            "baton.refresh",
+            provider = link.provider(),
+            user = link.user(),
+            outcome = tracing::field::Empty,
+        );
+        async {
+            let (sender, receiver) = oneshot::channel();
+            let ticket = self.coordinator.request(link.clone(), OneshotReply(sender));
+            let answer = receiver.await.unwrap_or_else(|_| {
+                // The coordinator dropped the reply unanswered: only a
+                // panic inside the machine's lock does that.
+                Err(RefreshError::Temporary(
+                    TemporaryReason::ProviderUnavailable {
+                        detail: "the refresh machine failed while handling this request".into(),
+                    },
+                ))
+            });
+            drop(ticket);
+            let span = tracing::Span::current();
+            match &answer {
+                Ok(_) => span.record("outcome", "token"),
+                Err(error) => span.record("outcome", tracing::field::display(error)),
+            };
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs `f` on the machine, under its lock: for inspection and tests.
+    pub fn with_machine_state<T>(&self, f: impl FnOnce(&M) -> T) -> T {
+        self.coordinator.with_machine(f)
+    }
+
+    /// The store this refresher writes to.
+    pub fn store(&self) -> &S {
+        &self.coordinator.runtime().store
+    }
+
+    /// The token endpoint this refresher presents refresh tokens to.
+    pub fn endpoint(&self) -> &E {
+        &self.coordinator.runtime().endpoint
+    }
+}
+
+impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E, Machine> {
+    /// Waits until no refresh is in flight in this process (polling every
+    /// millisecond): for shutdown and tests that check what was persisted
+    /// after callers went away.
+    pub async fn settled(&self) {
+        while !self.coordinator.with_machine(Machine::is_idle) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> fmt::Debug
+    for Refresher<S, E, M>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refresher").finish_non_exhaustive()
+    }
+}

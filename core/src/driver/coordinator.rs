@@ -33,7 +33,9 @@ impl<T: Send> Lock<T> for std::sync::Mutex<T> {
         // A panic inside the lock can only come from a bug in the machine;
         // refusing every later caller for it would turn one bad refresh into
         // an outage, and each input leaves the machine consistent.
-        let mut guard = self.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }
 }
@@ -99,7 +101,9 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Work<R, M> {
 
 impl<R: Runtime, M: RefreshMachine + Send + 'static> fmt::Debug for Work<R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Work").field("effect", &self.effect).finish()
+        f.debug_struct("Work")
+            .field("effect", &self.effect)
+            .finish()
     }
 }
 

@@ -1,0 +1,233 @@
+//! The tokio `Refresher` against the in-memory fakes: herds, cancellation,
+//! replicas sharing a store, and the provider's error replies. The same
+//! driver runs on Postgres and HTTP in `end_to_end.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::driver::TokenEndpoint;
+use baton_core::refresher::{wall_clock, Refresher};
+use baton_core::{
+    Config, ExchangeOutcome, LinkId, OwnerId, RefreshError, RefreshToken, StoredLink, Timestamp,
+};
+use baton_fakes::ports::{SharedProvider, SharedStore};
+use baton_fakes::{FakeProvider, InMemoryStore, ProviderFault, ProviderModel};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A provider and a store holding one link whose access token expired an
+/// hour ago.
+fn world(model: ProviderModel) -> (LinkId, SharedStore, SharedProvider) {
+    let link = LinkId::new("github", "octocat");
+    let mut provider = FakeProvider::new(model, HOUR);
+    let issued = provider.enroll(&link, "", wall_clock() - 2 * HOUR);
+    let mut store = InMemoryStore::new();
+    store.insert(
+        link.clone(),
+        StoredLink {
+            access: Some(issued.access),
+            refresh_token: issued.refresh_token,
+            ..StoredLink::default()
+        },
+    );
+    (link, SharedStore::new(store), SharedProvider::new(provider))
+}
+
+fn config(owner: &str) -> Config {
+    Config::builder(OwnerId::new(owner))
+        .lease_poll_interval(Duration::from_millis(5))
+        .build()
+        .unwrap()
+}
+
+/// An endpoint whose reply takes `delay` to come back after the provider
+/// has processed the request: room for callers to pile up or go away while
+/// an exchange is in flight, and a reply that can miss its deadline.
+struct Slow<E> {
+    inner: E,
+    delay: Duration,
+}
+
+impl<E: TokenEndpoint> TokenEndpoint for Slow<E> {
+    async fn exchange(
+        &self,
+        link: &LinkId,
+        refresh_token: &RefreshToken,
+        now: Timestamp,
+    ) -> ExchangeOutcome {
+        let outcome = self.inner.exchange(link, refresh_token, now).await;
+        tokio::time::sleep(self.delay).await;
+        outcome
+    }
+}
+
+fn slow(provider: &SharedProvider, millis: u64) -> Slow<SharedProvider> {
+    Slow {
+        inner: provider.clone(),
+        delay: Duration::from_millis(millis),
+    }
+}
+
+/// Every task got a token the provider accepts, the provider rotated once,
+/// nothing was presented twice, and the store holds the live refresh token.
+fn assert_one_clean_rotation(
+    link: &LinkId,
+    store: &SharedStore,
+    provider: &SharedProvider,
+    answers: &[Result<baton_core::AccessGrant, RefreshError>],
+) {
+    provider.with(|p| {
+        assert_eq!(
+            p.rotations(link),
+            1,
+            "exactly one exchange rotated the token"
+        );
+        assert_eq!(p.unsafe_reuses(link), 0, "no refresh token presented twice");
+        for answer in answers {
+            let grant = answer.as_ref().expect("every caller gets a token");
+            assert!(p.is_access_live(&grant.token, wall_clock()));
+        }
+        let live = p.live_refresh_tokens(link);
+        let stored = store.with(|s| s.row(link).cloned()).unwrap();
+        assert_eq!(stored.refresh_token.as_ref(), live.first());
+        assert_eq!(stored.lease, None);
+        assert_eq!(stored.failure, None);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_herd_of_tasks_shares_one_exchange() {
+    let (link, store, provider) = world(ProviderModel::SingleUse);
+    let refresher = Arc::new(Refresher::new(
+        config("a"),
+        store.clone(),
+        slow(&provider, 20),
+    ));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let refresher = Arc::clone(&refresher);
+            let link = link.clone();
+            tokio::spawn(async move { refresher.access_token(&link).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_one_clean_rotation(&link, &store, &provider, &answers);
+    // Later callers are served from memory: still one rotation.
+    let again = refresher.access_token(&link).await;
+    assert_eq!(again.unwrap().token, answers[0].as_ref().unwrap().token);
+    assert_eq!(provider.with(|p| p.rotations(&link)), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_caller_does_not_cancel_the_refresh() {
+    let (link, store, provider) = world(ProviderModel::ReuseDetection);
+    let refresher = Arc::new(Refresher::new(
+        config("a"),
+        store.clone(),
+        slow(&provider, 100),
+    ));
+    let only_caller = {
+        let refresher = Arc::clone(&refresher);
+        let link = link.clone();
+        tokio::spawn(async move { refresher.access_token(&link).await })
+    };
+    // Let the exchange start, then drop the only caller.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    only_caller.abort();
+    assert!(only_caller.await.unwrap_err().is_cancelled());
+    refresher.settled().await;
+    // The rotated token was persisted although nobody waited for it.
+    let answers = [refresher.access_token(&link).await];
+    assert_one_clean_rotation(&link, &store, &provider, &answers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_sharing_a_store_rotate_once() {
+    let (link, store, provider) = world(ProviderModel::ReuseDetection);
+    let replicas: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|owner| {
+            Arc::new(Refresher::new(
+                config(owner),
+                store.clone(),
+                slow(&provider, 20),
+            ))
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for replica in &replicas {
+        for _ in 0..30 {
+            let replica = Arc::clone(replica);
+            let link = link.clone();
+            tasks.push(tokio::spawn(
+                async move { replica.access_token(&link).await },
+            ));
+        }
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_one_clean_rotation(&link, &store, &provider, &answers);
+    assert!(!provider.with(|p| p.family_revoked(&link)));
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_reported_and_consumes_nothing() {
+    let (link, store, provider) = world(ProviderModel::SingleUse);
+    provider.push_fault(ProviderFault::RateLimited {
+        retry_after: Some(Duration::from_secs(7)),
+    });
+    let refresher = Refresher::new(config("a"), store.clone(), provider.clone());
+    match refresher.access_token(&link).await {
+        Err(RefreshError::RetryAfter { delay }) => assert_eq!(delay, Duration::from_secs(7)),
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+    refresher.settled().await;
+    let stored = store.with(|s| s.row(&link).cloned()).unwrap();
+    assert!(provider.with(|p| p.is_refresh_live(stored.refresh_token.as_ref().unwrap())));
+    assert_eq!(stored.lease, None, "the lease is released");
+}
+
+#[tokio::test]
+async fn a_transient_error_is_temporary_and_the_next_call_recovers() {
+    let (link, store, provider) = world(ProviderModel::SingleUse);
+    provider.push_fault(ProviderFault::Transient);
+    let refresher = Refresher::new(config("a"), store.clone(), provider.clone());
+    assert!(matches!(
+        refresher.access_token(&link).await,
+        Err(RefreshError::Temporary(_))
+    ));
+    refresher.settled().await;
+    let answers = [refresher.access_token(&link).await];
+    assert_one_clean_rotation(&link, &store, &provider, &answers);
+}
+
+#[tokio::test]
+async fn a_reply_past_the_deadline_is_an_unknown_outcome_not_a_second_presentation() {
+    let (link, store, provider) = world(ProviderModel::ReuseDetection);
+    let config = Config::builder(OwnerId::new("a"))
+        .exchange_timeout(Duration::from_millis(50))
+        .lease_duration(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let refresher = Refresher::new(config, store.clone(), slow(&provider, 300));
+    let first = refresher.access_token(&link).await;
+    assert!(
+        matches!(first, Err(RefreshError::ReauthenticationRequired(_))),
+        "{first:?}"
+    );
+    // However often it is asked again, the token whose presentation has an
+    // unknown outcome is never presented a second time.
+    for _ in 0..3 {
+        assert!(refresher.access_token(&link).await.is_err());
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    provider.with(|p| {
+        assert_eq!(p.unsafe_reuses(&link), 0);
+        assert_eq!(p.presentations().len(), 1);
+    });
+}
