@@ -50,9 +50,9 @@
 //! assert!(!github.is_refresh_live(stored));
 //! ```
 
-pub mod ports;
 #[cfg(feature = "idp")]
 pub mod idp;
+pub mod ports;
 pub mod provider;
 pub mod store;
 

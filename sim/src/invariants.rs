@@ -10,11 +10,101 @@
 use std::fmt;
 use std::str::FromStr;
 
-use baton_core::{CachedFailure, CallerId, Effect, Input, LinkId, RefreshMachine, StoredLink};
-use baton_fakes::InMemoryStore;
+use baton_core::{
+    AccessGrant, CachedFailure, CallerId, Effect, Input, LinkId, RefreshError, RefreshMachine,
+    RefreshToken, StoredLink, Timestamp,
+};
+use baton_fakes::{FakeProvider, InMemoryStore};
 
 use crate::spec::WorldSpec;
-use crate::world::{BadAnswer, World};
+use crate::world::{BadAnswer, FaultsUsed, World};
+
+/// What the invariants judge. The explorer's [`World`] is one; the end of a
+/// loom or shuttle execution of the real coordinator is another. Every
+/// invariant is written once, against this.
+pub trait Observed {
+    /// The links, by index.
+    fn links(&self) -> &[LinkId];
+    /// The provider, with its bookkeeping.
+    fn provider(&self) -> &FakeProvider;
+    /// The shared store.
+    fn store(&self) -> &InMemoryStore;
+    /// The current time.
+    fn now(&self) -> Timestamp;
+    /// Each exchange whose reply a live process still awaits: the process
+    /// (replica, incarnation) and the link.
+    fn awaited_exchanges(&self) -> impl Iterator<Item = ((u8, u32), &LinkId)>;
+    /// Every caller: the link it asked for, the first bad answer it got, and
+    /// whether it is waiting now.
+    fn callers(&self) -> impl Iterator<Item = CallerView<'_>>;
+    /// The faults injected so far.
+    fn faults(&self) -> &FaultsUsed;
+    /// The refresh tokens of `link` live at the provider that someone
+    /// received (or could still receive).
+    fn known_live(&self, link: &LinkId) -> Vec<RefreshToken>;
+    /// Whether anything can happen without the adversary's help.
+    fn can_progress(&self, spec: &WorldSpec) -> bool;
+    /// Whether every caller is done and nothing is in flight or armed.
+    fn quiescent(&self) -> bool;
+}
+
+/// One caller, as the invariants see it.
+#[derive(Clone, Copy, Debug)]
+pub struct CallerView<'a> {
+    /// The link it asked for.
+    pub link: &'a LinkId,
+    /// The first bad answer it got.
+    pub bad: Option<&'a BadAnswer>,
+    /// Waiting for an answer now.
+    pub waiting: bool,
+}
+
+/// Judges one answer when it arrives: a token must be live at the provider
+/// and belong to the link asked for; an error must be explained by the
+/// faults injected or by the provider holding no live token.
+pub fn judge_answer(
+    world: &impl Observed,
+    link: &LinkId,
+    result: &Result<AccessGrant, RefreshError>,
+) -> Option<BadAnswer> {
+    let provider = world.provider();
+    match result {
+        Ok(grant) => {
+            let token = grant.token.expose_secret().to_string();
+            if provider.link_of_access(&grant.token) != Some(link) {
+                Some(BadAnswer::WrongLink { token })
+            } else if !provider.is_access_live(&grant.token, world.now()) {
+                Some(BadAnswer::DeadToken { token })
+            } else {
+                None
+            }
+        }
+        Err(error) => (!error_justified(world, error, link))
+            .then(|| BadAnswer::UnjustifiedError(error.clone())),
+    }
+}
+
+/// Whether the world explains an error a caller got.
+fn error_justified(world: &impl Observed, error: &RefreshError, link: &LinkId) -> bool {
+    let u = world.faults();
+    let no_live_token = world.known_live(link).is_empty() || world.provider().family_revoked(link);
+    match error {
+        RefreshError::RetryAfter { .. } => u.rate_limit,
+        RefreshError::Temporary(_) => {
+            u.transient
+                || u.rotated_then_5xx
+                || u.store_failure
+                || u.validation_failure
+                || u.rate_limit
+                || u.lost_reply
+                || u.timeout
+        }
+        RefreshError::ReauthenticationRequired(baton_core::ReauthReason::OutcomeUnknown) => {
+            no_live_token || u.lost_knowledge() || u.clock_jump
+        }
+        RefreshError::ReauthenticationRequired(_) => no_live_token,
+    }
+}
 
 /// When an invariant is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +160,12 @@ impl Invariant {
     }
 
     /// Evaluates the invariant.
-    pub fn check(self, world: &World, spec: &WorldSpec, moment: Moment) -> Result<(), String> {
+    pub fn check(
+        self,
+        world: &impl Observed,
+        spec: &WorldSpec,
+        moment: Moment,
+    ) -> Result<(), String> {
         match self {
             Invariant::NoReuse => no_reuse(world),
             Invariant::SingleFlight => single_flight(world),
@@ -108,11 +203,11 @@ impl FromStr for Invariant {
 /// `no_reuse`: the provider never receives a refresh token it already
 /// consumed — zombie requests included — except inside a grace window it
 /// grants, or after a rotated-then-5xx reply hid the consumption.
-pub fn no_reuse(world: &World) -> Result<(), String> {
-    for link in &world.links {
-        let reuses = world.provider.unsafe_reuses(link);
+pub fn no_reuse(world: &impl Observed) -> Result<(), String> {
+    for link in world.links() {
+        let reuses = world.provider().unsafe_reuses(link);
         if reuses > 0 {
-            let revoked = if world.provider.family_revoked(link) {
+            let revoked = if world.provider().family_revoked(link) {
                 "; the provider revoked the whole token family"
             } else {
                 ""
@@ -126,13 +221,9 @@ pub fn no_reuse(world: &World) -> Result<(), String> {
 }
 
 /// `single_flight`: at most one exchange in flight per link per replica.
-pub fn single_flight(world: &World) -> Result<(), String> {
+pub fn single_flight(world: &impl Observed) -> Result<(), String> {
     let mut seen: Vec<((u8, u32), &LinkId)> = Vec::new();
-    for message in &world.messages {
-        let Some(link) = message.awaited_exchange() else {
-            continue;
-        };
-        let sender = message.sender();
+    for (sender, link) in world.awaited_exchanges() {
         if seen.contains(&(sender, link)) {
             return Err(format!(
                 "replica r{} has two exchanges of {link} in flight at once",
@@ -148,9 +239,9 @@ pub fn single_flight(world: &World) -> Result<(), String> {
 /// link (a cached rejection, or an emptied refresh token with a failure)
 /// while the provider holds a live refresh token of the link's family that
 /// was not lost to a fault.
-pub fn no_poisoned_failure(world: &World) -> Result<(), String> {
-    for link in &world.links {
-        let Some(row) = world.store.row(link) else {
+pub fn no_poisoned_failure(world: &impl Observed) -> Result<(), String> {
+    for link in world.links() {
+        let Some(row) = world.store().row(link) else {
             continue;
         };
         let says_rejected = matches!(row.failure, Some(CachedFailure::Rejected { .. }))
@@ -159,7 +250,7 @@ pub fn no_poisoned_failure(world: &World) -> Result<(), String> {
             continue;
         }
         let live = world.known_live(link);
-        if !live.is_empty() && !world.provider.family_revoked(link) {
+        if !live.is_empty() && !world.provider().family_revoked(link) {
             return Err(format!(
                 "the store caches a failure for {link} ({}) while the provider holds the live refresh token {}",
                 crate::report::describe_row(row),
@@ -172,12 +263,12 @@ pub fn no_poisoned_failure(world: &World) -> Result<(), String> {
 
 /// `link_isolation`: a caller asking for link L is only ever answered with
 /// L's tokens.
-pub fn link_isolation(world: &World) -> Result<(), String> {
-    for (i, caller) in world.callers.iter().enumerate() {
-        if let Some(BadAnswer::WrongLink { token }) = &caller.bad {
+pub fn link_isolation(world: &impl Observed) -> Result<(), String> {
+    for (i, caller) in world.callers().enumerate() {
+        if let Some(BadAnswer::WrongLink { token }) = caller.bad {
             return Err(format!(
                 "caller {i} asked for {} and got {token}, another link's token",
-                world.links[usize::from(caller.link)]
+                caller.link
             ));
         }
     }
@@ -187,9 +278,13 @@ pub fn link_isolation(world: &World) -> Result<(), String> {
 /// `callers_served`: every caller finishes — with a token live at the
 /// provider when it was returned, or with an error the world justifies —
 /// and none hangs once nothing else can happen.
-pub fn callers_served(world: &World, spec: &WorldSpec, moment: Moment) -> Result<(), String> {
-    for (i, caller) in world.callers.iter().enumerate() {
-        match &caller.bad {
+pub fn callers_served(
+    world: &impl Observed,
+    spec: &WorldSpec,
+    moment: Moment,
+) -> Result<(), String> {
+    for (i, caller) in world.callers().enumerate() {
+        match caller.bad {
             Some(BadAnswer::DeadToken { token }) => {
                 return Err(format!(
                     "caller {i} was handed access token {token}, which the provider no longer accepts"
@@ -204,7 +299,7 @@ pub fn callers_served(world: &World, spec: &WorldSpec, moment: Moment) -> Result
         }
     }
     if moment == Moment::Settled && !world.can_progress(spec) {
-        if let Some(i) = world.callers.iter().position(|c| c.waiting) {
+        if let Some(i) = world.callers().position(|c| c.waiting) {
             return Err(format!(
                 "caller {i} is still waiting and nothing more can happen: it hangs"
             ));
@@ -217,16 +312,16 @@ pub fn callers_served(world: &World, spec: &WorldSpec, moment: Moment) -> Result
 /// timeout (lease expiries and stalls included), once everything has
 /// settled the store holds a refresh token the provider considers live,
 /// with no failure cached — unless the provider holds none.
-pub fn no_lost_rotation(world: &World, moment: Moment) -> Result<(), String> {
-    if moment != Moment::Settled || world.used.lost_knowledge() {
+pub fn no_lost_rotation(world: &impl Observed, moment: Moment) -> Result<(), String> {
+    if moment != Moment::Settled || world.faults().lost_knowledge() {
         return Ok(());
     }
-    for link in &world.links {
-        let live = world.provider.live_refresh_tokens(link);
+    for link in world.links() {
+        let live = world.provider().live_refresh_tokens(link);
         if live.is_empty() {
             continue;
         }
-        let row = world.store.row(link);
+        let row = world.store().row(link);
         let holds_live = row
             .and_then(|r| r.refresh_token.as_ref())
             .is_some_and(|t| live.contains(t));
@@ -245,15 +340,19 @@ pub fn no_lost_rotation(world: &World, moment: Moment) -> Result<(), String> {
 /// `recovers`: after the faults stop, a new caller (on a fresh replica,
 /// with no fault injected) gets a live token without re-authentication,
 /// unless the provider revoked the family.
-pub fn recovers(world: &World, spec: &WorldSpec, moment: Moment) -> Result<(), String> {
+pub fn recovers(world: &impl Observed, spec: &WorldSpec, moment: Moment) -> Result<(), String> {
     if moment != Moment::Settled || !world.quiescent() {
         return Ok(());
     }
-    for link in &world.links {
-        if world.provider.family_revoked(link) {
+    for link in world.links() {
+        if world.provider().family_revoked(link) {
             continue;
         }
-        let mut probe = world.clone();
+        let mut probe = Probe {
+            store: world.store().clone(),
+            provider: world.provider().clone(),
+            now: world.now(),
+        };
         match probe_request(&mut probe, spec, link) {
             Ok(()) => {}
             Err(what) => {
@@ -266,9 +365,16 @@ pub fn recovers(world: &World, spec: &WorldSpec, moment: Moment) -> Result<(), S
     Ok(())
 }
 
+/// The copy of the world a probe request runs in.
+struct Probe {
+    store: InMemoryStore,
+    provider: FakeProvider,
+    now: Timestamp,
+}
+
 /// Runs one request on a fresh machine of the world's algorithm, with no
 /// faults, delivering everything in order and firing timers as they come.
-fn probe_request(world: &mut World, spec: &WorldSpec, link: &LinkId) -> Result<(), String> {
+fn probe_request(world: &mut Probe, spec: &WorldSpec, link: &LinkId) -> Result<(), String> {
     let config = spec
         .config_for(baton_core::OwnerId::new("probe"))
         .map_err(|e| e.to_string())?;
@@ -340,4 +446,43 @@ fn carry_out(store: &mut InMemoryStore, effect: &Effect) -> Input {
 /// The row of a link, for reports.
 pub fn row_of<'a>(world: &'a World, link: &LinkId) -> Option<&'a StoredLink> {
     world.store.row(link)
+}
+
+impl Observed for World {
+    fn links(&self) -> &[LinkId] {
+        &self.links
+    }
+    fn provider(&self) -> &FakeProvider {
+        &self.provider
+    }
+    fn store(&self) -> &InMemoryStore {
+        &self.store
+    }
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+    fn awaited_exchanges(&self) -> impl Iterator<Item = ((u8, u32), &LinkId)> {
+        self.messages
+            .iter()
+            .filter_map(|m| Some((m.sender(), m.awaited_exchange()?)))
+    }
+    fn callers(&self) -> impl Iterator<Item = CallerView<'_>> {
+        self.callers.iter().map(|c| CallerView {
+            link: &self.links[usize::from(c.link)],
+            bad: c.bad.as_ref(),
+            waiting: c.waiting,
+        })
+    }
+    fn faults(&self) -> &FaultsUsed {
+        &self.used
+    }
+    fn known_live(&self, link: &LinkId) -> Vec<RefreshToken> {
+        World::known_live(self, link)
+    }
+    fn can_progress(&self, spec: &WorldSpec) -> bool {
+        World::can_progress(self, spec)
+    }
+    fn quiescent(&self) -> bool {
+        World::quiescent(self)
+    }
 }

@@ -12,8 +12,12 @@
 //! - [`run`]: checking scenarios, replay files, output formats;
 //! - [`zoo`]: models of the historical algorithms.
 
+pub mod bench;
+pub mod checkers;
+pub mod concurrent;
 pub mod explore;
 pub mod invariants;
+pub mod randomized;
 pub mod report;
 pub mod run;
 pub mod scenario;

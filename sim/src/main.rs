@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use baton_sim::checkers::{Budgets, Checker};
 use baton_sim::explore::Shard;
-use baton_sim::run::{check_one, human_table, junit, replay, CheckOptions, CheckResult};
+use baton_sim::run::{check_with, human_table, junit, replay, CheckOptions, CheckResult};
 use baton_sim::scenario::load_all;
 use baton_sim::zoo::Algorithm;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -26,6 +27,47 @@ enum Format {
     Human,
     Json,
     Junit,
+}
+
+/// Budgets of the bounded and sampling checkers.
+#[derive(clap::Args)]
+struct BudgetArgs {
+    /// loom's preemption bound (default: 2 with one worker thread, 1 with two).
+    #[arg(long)]
+    loom_preemption_bound: Option<usize>,
+    /// Executions per shuttle mode (PCT, random, depth-first).
+    #[arg(long, default_value_t = 1000)]
+    shuttle_iterations: usize,
+    /// proptest cases.
+    #[arg(long, default_value_t = 512)]
+    proptest_cases: u32,
+    /// Seed of shuttle's schedulers and of proptest.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl BudgetArgs {
+    fn budgets(&self) -> Budgets {
+        Budgets {
+            loom_preemption_bound: self.loom_preemption_bound,
+            shuttle_iterations: self.shuttle_iterations,
+            seed: self.seed,
+            proptest_cases: self.proptest_cases,
+        }
+    }
+}
+
+fn parse_checkers(names: &[String]) -> Result<Vec<Checker>, String> {
+    let mut checkers = Vec::new();
+    for name in names {
+        if name == "all" {
+            checkers.extend(Checker::ALL);
+        } else {
+            checkers.push(name.parse()?);
+        }
+    }
+    checkers.dedup();
+    Ok(checkers)
 }
 
 #[derive(Subcommand)]
@@ -53,6 +95,11 @@ enum Command {
         /// Print the timeline of expected violations too.
         #[arg(long)]
         verbose: bool,
+        /// Which checkers run: explore, loom, shuttle, proptest, or all (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "explore")]
+        checker: Vec<String>,
+        #[command(flatten)]
+        budgets: BudgetArgs,
     },
     /// Re-run a recorded counterexample step by step.
     Replay {
@@ -67,6 +114,13 @@ enum Command {
         /// Only these algorithms (comma-separated).
         #[arg(long, value_delimiter = ',')]
         algorithm: Vec<Algorithm>,
+        /// Compare the checkers instead: executions and time to each zoo
+        /// failure under explore, loom, shuttle PCT, shuttle random and
+        /// proptest, on the scenarios loom and shuttle apply to.
+        #[arg(long)]
+        checkers: bool,
+        #[command(flatten)]
+        budgets: BudgetArgs,
     },
 }
 
@@ -90,6 +144,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             max_states,
             out,
             verbose,
+            checker,
+            budgets,
         } => {
             let options = CheckOptions {
                 algorithms: algorithm,
@@ -97,6 +153,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 max_states,
                 out_dir: out,
                 progress: matches!(format, Format::Human),
+                checkers: parse_checkers(&checker)?,
+                budgets: budgets.budgets(),
             };
             let results = check_all(&paths, &options)?;
             match format {
@@ -122,13 +180,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             })
         }
-        Command::Bench { paths, algorithm } => {
+        Command::Bench {
+            paths,
+            algorithm,
+            checkers: true,
+            budgets,
+        } => {
+            compare_checkers(&paths, &algorithm, &budgets.budgets())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            paths, algorithm, ..
+        } => {
             let options = CheckOptions {
                 algorithms: algorithm,
-                shard: None,
-                max_states: None,
-                out_dir: std::env::temp_dir().join("baton-bench"),
-                progress: false,
+                ..CheckOptions::explore(std::env::temp_dir().join("baton-bench"))
             };
             let results = check_all(&paths, &options)?;
             println!(
@@ -152,6 +218,72 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+fn compare_checkers(
+    paths: &[PathBuf],
+    algorithms: &[Algorithm],
+    budgets: &Budgets,
+) -> Result<(), String> {
+    use baton_sim::bench::{cell, efforts, ratios, COLUMNS};
+    let scenarios = load_all(paths).map_err(|e| e.to_string())?;
+    println!("runs to the first counterexample (explore: states) / wall time");
+    println!(
+        "{:<30} {:<21} {:<22} {}  {:>8} {:>8}",
+        "scenario",
+        "algorithm",
+        "violates",
+        COLUMNS
+            .iter()
+            .map(|c| format!("{c:<26}"))
+            .collect::<String>(),
+        "runs×",
+        "time×"
+    );
+    let mut finishing = Vec::new();
+    for scenario in &scenarios {
+        if baton_sim::concurrent::loom_checker::plan(&scenario.world).is_err() {
+            continue;
+        }
+        for (algorithm, expected) in &scenario.expectations {
+            if !algorithms.is_empty() && !algorithms.contains(algorithm) {
+                continue;
+            }
+            let row = efforts(scenario, *algorithm, *expected, budgets);
+            match expected {
+                baton_sim::scenario::Expectation::Holds => {
+                    if scenario.name == "two_replicas_single_use" && *algorithm == Algorithm::Baton
+                    {
+                        finishing.push(row);
+                    }
+                }
+                baton_sim::scenario::Expectation::Violates(invariant) => {
+                    let (runs, time) = ratios(&row)
+                        .map(|(r, t)| (format!("{r:.1}"), format!("{t:.1}")))
+                        .unwrap_or(("-".into(), "-".into()));
+                    println!(
+                        "{:<30} {:<21} {:<22} {}  {:>8} {:>8}",
+                        scenario.name,
+                        algorithm.to_string(),
+                        invariant.name(),
+                        row.iter()
+                            .map(|e| format!("{:<26}", cell(e)))
+                            .collect::<String>(),
+                        runs,
+                        time
+                    );
+                }
+            }
+        }
+    }
+    for row in finishing {
+        println!("\nbaton on two_replicas_single_use, each checker's whole budget (runs / time):");
+        for (column, effort) in COLUMNS.iter().zip(&row) {
+            println!("  {column:<16} {}", cell(effort));
+        }
+    }
+    println!("\nruns× and time×: the best other checker that found it, divided by the explorer");
+    Ok(())
+}
+
 fn check_all(paths: &[PathBuf], options: &CheckOptions) -> Result<Vec<CheckResult>, String> {
     let scenarios = load_all(paths).map_err(|e| e.to_string())?;
     if scenarios.is_empty() {
@@ -163,7 +295,11 @@ fn check_all(paths: &[PathBuf], options: &CheckOptions) -> Result<Vec<CheckResul
             if !options.algorithms.is_empty() && !options.algorithms.contains(algorithm) {
                 continue;
             }
-            results.push(check_one(scenario, *algorithm, *expected, options)?);
+            for checker in &options.checkers {
+                results.push(check_with(
+                    scenario, *algorithm, *expected, *checker, options,
+                )?);
+            }
         }
     }
     Ok(results)

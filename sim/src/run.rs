@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkers::{Budgets, Checker};
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
@@ -29,6 +30,11 @@ pub enum Found {
     },
     /// The state budget ran out; nothing proven.
     BudgetExhausted,
+    /// The checker cannot run this scenario.
+    NotApplicable {
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Found {
@@ -37,6 +43,7 @@ impl std::fmt::Display for Found {
             Found::Holds => f.write_str("holds"),
             Found::Violates { invariant, .. } => write!(f, "violates {invariant}"),
             Found::BudgetExhausted => f.write_str("budget exhausted (not proven)"),
+            Found::NotApplicable { .. } => f.write_str("n/a"),
         }
     }
 }
@@ -50,13 +57,16 @@ pub struct CheckResult {
     pub path: String,
     /// Algorithm name.
     pub algorithm: String,
+    /// The checker that ran it.
+    pub checker: String,
     /// What the scenario expects.
     pub expected: String,
     /// What was found.
     pub found: Found,
     /// Whether they agree.
     pub ok: bool,
-    /// Distinct states explored.
+    /// Distinct states explored (the explorer), or executions run (the
+    /// other checkers).
     pub states: usize,
     /// Transitions taken.
     pub transitions: u64,
@@ -84,8 +94,26 @@ pub struct ReplayFile {
     pub invariant: String,
     /// Why, as found.
     pub reason: String,
-    /// The steps from the initial world.
+    /// The steps from the initial world (the explorer and proptest).
+    #[serde(default)]
     pub actions: Vec<Action>,
+    /// How loom or shuttle replays it, when one of them found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<crate::checkers::ThreadReplay>,
+    /// The invariants the run was checked against (empty: the scenario's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checked: Vec<String>,
+}
+
+/// The invariants a replay file was checked against.
+pub fn checked_invariants(
+    scenario: &Scenario,
+    file: &ReplayFile,
+) -> Result<Vec<crate::invariants::Invariant>, String> {
+    if file.checked.is_empty() {
+        return Ok(scenario.invariants.clone());
+    }
+    file.checked.iter().map(|name| name.parse()).collect()
 }
 
 /// How to run checks.
@@ -101,6 +129,44 @@ pub struct CheckOptions {
     pub out_dir: PathBuf,
     /// Show a progress bar on long explorations.
     pub progress: bool,
+    /// The checkers to run.
+    pub checkers: Vec<Checker>,
+    /// Their budgets.
+    pub budgets: Budgets,
+}
+
+impl CheckOptions {
+    /// The explorer alone, with the scenarios' budgets.
+    pub fn explore(out_dir: PathBuf) -> Self {
+        CheckOptions {
+            algorithms: Vec::new(),
+            shard: None,
+            max_states: None,
+            out_dir,
+            progress: false,
+            checkers: vec![Checker::Explore],
+            budgets: Budgets::default(),
+        }
+    }
+}
+
+/// Runs one scenario for one algorithm under one checker.
+pub fn check_with(
+    scenario: &Scenario,
+    algorithm: Algorithm,
+    expected: Expectation,
+    checker: Checker,
+    options: &CheckOptions,
+) -> Result<CheckResult, String> {
+    match checker {
+        Checker::Explore => check_one(scenario, algorithm, expected, options),
+        Checker::Loom | Checker::Shuttle => {
+            crate::checkers::check_threads(scenario, algorithm, expected, checker, options)
+        }
+        Checker::Proptest => {
+            crate::checkers::check_proptest(scenario, algorithm, expected, options)
+        }
+    }
 }
 
 /// Explores one scenario for one algorithm.
@@ -162,6 +228,7 @@ pub fn check_one(
         scenario: scenario.name.clone(),
         path: scenario.path.display().to_string(),
         algorithm: algorithm.to_string(),
+        checker: Checker::Explore.name().into(),
         expected: expected.to_string(),
         found,
         ok,
@@ -174,15 +241,28 @@ pub fn check_one(
         timeline: None,
     };
     if let Some(cx) = counterexample {
-        write_counterexample(scenario, algorithm, &cx, options, &mut result)?;
+        write_counterexample(
+            scenario,
+            algorithm,
+            "",
+            &cx,
+            &scenario.invariants,
+            options,
+            &mut result,
+        )?;
     }
     Ok(result)
 }
 
-fn write_counterexample(
+/// Writes a world-model counterexample (the explorer's or proptest's): its
+/// replay file, its diagram, and its timeline into `result`. `tag` tells
+/// the files of different checkers apart.
+pub fn write_counterexample(
     scenario: &Scenario,
     algorithm: Algorithm,
+    tag: &str,
     cx: &Counterexample,
+    invariants: &[crate::invariants::Invariant],
     options: &CheckOptions,
     result: &mut CheckResult,
 ) -> Result<(), String> {
@@ -190,7 +270,11 @@ fn write_counterexample(
     let (steps, _) = timeline(&spec, &cx.actions)?;
     std::fs::create_dir_all(&options.out_dir)
         .map_err(|e| format!("cannot create {}: {e}", options.out_dir.display()))?;
-    let stem = format!("{}.{algorithm}", scenario.name);
+    let stem = if tag.is_empty() {
+        format!("{}.{algorithm}", scenario.name)
+    } else {
+        format!("{}.{algorithm}.{tag}", scenario.name)
+    };
     let replay_path = options.out_dir.join(format!("{stem}.replay.json"));
     let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
     let replay = ReplayFile {
@@ -199,6 +283,12 @@ fn write_counterexample(
         invariant: cx.invariant.name().into(),
         reason: cx.reason.clone(),
         actions: cx.actions.clone(),
+        threads: None,
+        checked: if invariants == scenario.invariants.as_slice() {
+            Vec::new()
+        } else {
+            invariants.iter().map(|i| i.name().to_string()).collect()
+        },
     };
     let json = serde_json::to_string_pretty(&replay).map_err(|e| e.to_string())?;
     std::fs::write(&replay_path, json)
@@ -220,6 +310,9 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
         .map_err(|e| format!("{}: not a replay file: {e}", path.display()))?;
     let scenario = crate::scenario::load(&file.scenario).map_err(|e| e.to_string())?;
     let algorithm: Algorithm = file.algorithm.parse()?;
+    if let Some(threads) = &file.threads {
+        return crate::checkers::replay_threads(&scenario, algorithm, &file, threads);
+    }
     let spec = scenario.spec_for(algorithm);
     let (steps, world) = timeline(&spec, &file.actions)?;
     let mut out = format!(
@@ -228,7 +321,8 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
         steps.len(),
         render_timeline(&steps)
     );
-    let found = crate::explore::check(&world, &spec, &scenario.invariants);
+    let invariants = checked_invariants(&scenario, &file)?;
+    let found = crate::explore::check(&world, &spec, &invariants);
     let reproduced = match &found {
         Some((invariant, reason)) => {
             out.push_str(&format!("\n{invariant} breaks: {reason}\n"));
@@ -253,20 +347,36 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
 /// The results as a table for people.
 pub fn human_table(results: &[CheckResult]) -> String {
     let mut out = format!(
-        "{:<34} {:<21} {:<30} {:<34} {:>10} {:>9}\n",
-        "scenario", "algorithm", "expected", "found", "states", "time"
+        "{:<34} {:<21} {:<9} {:<30} {:<34} {:>12} {:>9}\n",
+        "scenario", "algorithm", "checker", "expected", "found", "states/runs", "time"
     );
     for r in results {
         let mark = if r.ok { " " } else { "✗" };
         out.push_str(&format!(
-            "{:<34} {:<21} {:<30} {:<34} {:>10} {:>8.2}s {mark}\n",
+            "{:<34} {:<21} {:<9} {:<30} {:<34} {:>12} {:>8.2}s {mark}\n",
             r.scenario,
             r.algorithm,
+            r.checker,
             r.expected,
             r.found.to_string(),
             r.states,
             r.seconds
         ));
+    }
+    let skipped: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| matches!(r.found, Found::NotApplicable { .. }))
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str("\nnot applicable:\n");
+        let mut seen = std::collections::BTreeSet::new();
+        for r in skipped {
+            if let Found::NotApplicable { reason } = &r.found {
+                if seen.insert((r.scenario.clone(), r.checker.clone())) {
+                    out.push_str(&format!("  {} under {}: {reason}\n", r.scenario, r.checker));
+                }
+            }
+        }
     }
     out
 }
@@ -281,11 +391,15 @@ pub fn junit(results: &[CheckResult]) -> String {
     );
     for r in results {
         out.push_str(&format!(
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
+            "    <testcase classname=\"{}\" name=\"{} ({})\" time=\"{:.3}\">\n",
             xml(&r.scenario),
             xml(&r.algorithm),
+            xml(&r.checker),
             r.seconds
         ));
+        if let Found::NotApplicable { reason } = &r.found {
+            out.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(reason)));
+        }
         if !r.ok {
             let detail = match &r.found {
                 Found::Violates { reason, .. } => reason.clone(),

@@ -406,6 +406,13 @@ impl World {
         actions
     }
 
+    /// The first step possible without the adversary's help, if any.
+    pub fn first_progress(&self, spec: &WorldSpec) -> Option<Action> {
+        let mut actions = Vec::new();
+        self.progress_actions(spec, &mut actions);
+        actions.into_iter().next()
+    }
+
     /// Whether anything can happen without the adversary's help.
     pub fn can_progress(&self, spec: &WorldSpec) -> bool {
         let mut actions = Vec::new();
@@ -1040,20 +1047,7 @@ impl World {
     ) {
         let index = usize::try_from(caller.0).expect("caller ids are indices");
         let link = self.links[usize::from(self.callers[index].link)].clone();
-        let judged = match &result {
-            Ok(grant) => {
-                let token = grant.token.expose_secret().to_string();
-                if self.provider.link_of_access(&grant.token) != Some(&link) {
-                    Some(BadAnswer::WrongLink { token })
-                } else if !self.provider.is_access_live(&grant.token, self.now) {
-                    Some(BadAnswer::DeadToken { token })
-                } else {
-                    None
-                }
-            }
-            Err(error) => (!self.error_justified(error, &link))
-                .then(|| BadAnswer::UnjustifiedError(error.clone())),
-        };
+        let judged = crate::invariants::judge_answer(&*self, &link, &result);
         let replica = format!("r{}", self.callers[index].replica);
         note(
             replica,
@@ -1067,28 +1061,6 @@ impl World {
         c.waiting = false;
         if c.bad.is_none() {
             c.bad = judged;
-        }
-    }
-
-    /// Whether the world explains an error a caller got.
-    fn error_justified(&self, error: &RefreshError, link: &LinkId) -> bool {
-        let u = &self.used;
-        let no_live_token = self.known_live(link).is_empty() || self.provider.family_revoked(link);
-        match error {
-            RefreshError::RetryAfter { .. } => u.rate_limit,
-            RefreshError::Temporary(_) => {
-                u.transient
-                    || u.rotated_then_5xx
-                    || u.store_failure
-                    || u.validation_failure
-                    || u.rate_limit
-                    || u.lost_reply
-                    || u.timeout
-            }
-            RefreshError::ReauthenticationRequired(baton_core::ReauthReason::OutcomeUnknown) => {
-                no_live_token || u.lost_knowledge() || u.clock_jump
-            }
-            RefreshError::ReauthenticationRequired(_) => no_live_token,
         }
     }
 
@@ -1155,7 +1127,8 @@ pub fn describe_effect(effect: &Effect) -> String {
     }
 }
 
-fn describe_input(input: &Input) -> String {
+/// A result in words, as the timeline shows it.
+pub fn describe_input(input: &Input) -> String {
     match input {
         Input::LinkRead { row, .. } => match row {
             Some(row) => format!("row {}", crate::report::describe_row(row)),

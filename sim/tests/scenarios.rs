@@ -15,13 +15,7 @@ fn every_scenario_meets_its_expectations_and_every_counterexample_replays() {
     let scenarios = load_all(&[scenarios_dir()]).expect("scenarios load");
     assert!(scenarios.len() >= 10, "the shipped scenarios are missing");
     let out_dir = std::env::temp_dir().join(format!("baton-scenarios-{}", std::process::id()));
-    let options = CheckOptions {
-        algorithms: Vec::new(),
-        shard: None,
-        max_states: None,
-        out_dir: out_dir.clone(),
-        progress: false,
-    };
+    let options = CheckOptions::explore(out_dir.clone());
     let mut failures = Vec::new();
     for scenario in &scenarios {
         for (algorithm, expected) in &scenario.expectations {

@@ -1,0 +1,225 @@
+//! The production [`Coordinator`](baton_core::driver::Coordinator) on a
+//! checker's threads: loom (every interleaving within a preemption bound)
+//! and shuttle (random, PCT and exhaustive schedules).
+//!
+//! What runs is the very coordinator the tokio `Refresher` runs, with the
+//! scenario's machines (baton's or a zoo model's) inside. Only the
+//! [`Runtime`](baton_core::driver::Runtime) differs: the checker's mutex
+//! and condition variable, a one-shot answer slot built from them, and a
+//! small pool of worker threads that carry out effects against the
+//! in-memory store and fake provider. Waiting callers carry out queued
+//! effects too, as the executor threads of a real runtime do; the workers
+//! are what finishes a refresh once every caller has gone. The runtime is written once
+//! ([`checker_runtime!`]) and instantiated for each checker's primitives.
+//!
+//! Time passes only when no effect is being carried out or waiting to be:
+//! then the earliest timer fires and the clock jumps to it. That is the
+//! explorer's rule (time passing under an in-flight call is a stall, a
+//! fault) — without it a checker would report "a lease expired under a
+//! slow exchange" as a bug of every algorithm.
+//!
+//! Each execution ends with the named invariants of [`crate::invariants`]
+//! judging its end state ([`EndState`]); answers are judged as they arrive
+//! with [`judge_answer`](crate::invariants::judge_answer), exactly as the
+//! explorer judges them.
+
+use baton_core::{LinkId, RefreshToken, Timestamp};
+use baton_fakes::{FakeProvider, InMemoryStore};
+
+use crate::invariants::{CallerView, Invariant, Moment, Observed};
+use crate::spec::WorldSpec;
+use crate::world::{BadAnswer, FaultsUsed, World};
+
+#[macro_use]
+mod runtime;
+
+pub mod loom_checker;
+pub mod shuttle_checker;
+
+/// The most threads a loom execution may have (loom's own limit).
+pub const LOOM_MAX_THREADS: usize = 5;
+
+/// How one execution of a scenario is laid out on threads.
+#[derive(Clone, Debug)]
+pub struct ThreadPlan {
+    /// The scenario's world.
+    pub spec: WorldSpec,
+    /// For each caller thread: its replica and link index.
+    pub callers: Vec<(u8, u8)>,
+    /// Worker threads carrying out effects.
+    pub workers: usize,
+    /// Whether the first caller withdraws its first request at once.
+    pub cancel_first: bool,
+}
+
+impl ThreadPlan {
+    /// Lays `spec` out on threads, or says why a thread checker does not
+    /// apply to it (faults only the explorer can inject).
+    pub fn new(
+        spec: &WorldSpec,
+        max_threads: usize,
+        max_workers: usize,
+    ) -> Result<ThreadPlan, String> {
+        let f = &spec.faults;
+        let unsupported = [
+            (f.crashes, "crashes"),
+            (f.store_write_failures, "store write failures"),
+            (f.store_read_failures, "store read failures"),
+            (f.rate_limits, "rate limits"),
+            (f.transients, "transient errors"),
+            (f.lost_replies, "lost replies"),
+            (f.rotated_then_5xx, "rotated-then-5xx replies"),
+            (f.timeouts, "timeouts"),
+            (f.validation_failures, "validation failures"),
+            (f.clock_jumps, "clock jumps (stalls)"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(n, _)| *n > 0) {
+            return Err(format!(
+                "injects {what}, which only the explorer's adversary can place"
+            ));
+        }
+        let callers: Vec<(u8, u8)> = (0..spec.replicas)
+            .flat_map(|r| (0..spec.callers).map(move |c| (r, c % spec.links.max(1))))
+            .collect();
+        // The main thread, the callers, and at least one worker.
+        if callers.len() + 2 > max_threads {
+            return Err(format!(
+                "needs {} caller threads; at most {} fit beside the main and a worker thread",
+                callers.len(),
+                max_threads - 2
+            ));
+        }
+        // Callers carry out queued work while they wait (as the executor
+        // threads of a real runtime do), so a second worker only adds
+        // concurrency where callers are few.
+        let workers = (max_threads - 1 - callers.len()).min(max_workers);
+        Ok(ThreadPlan {
+            spec: spec.clone(),
+            callers,
+            workers,
+            cancel_first: f.cancels > 0,
+        })
+    }
+}
+
+/// One caller thread's record.
+#[derive(Clone, Debug, Default)]
+pub struct CallerRecord {
+    /// The link it asked for.
+    pub link: u8,
+    /// Its first bad answer.
+    pub bad: Option<BadAnswer>,
+    /// Answers received.
+    pub answers: u32,
+}
+
+/// The state of the world when an execution ended: what the invariants
+/// judge.
+#[derive(Clone, Debug)]
+pub struct EndState {
+    /// The links.
+    pub links: Vec<LinkId>,
+    /// The store.
+    pub store: InMemoryStore,
+    /// The provider.
+    pub provider: FakeProvider,
+    /// The clock.
+    pub now: Timestamp,
+    /// The callers.
+    pub callers: Vec<CallerRecord>,
+    /// The faults used.
+    pub faults: FaultsUsed,
+    /// Two exchanges of one link in flight at once in one replica, if that
+    /// happened.
+    pub double_flight: Option<String>,
+    /// A readable account of the execution.
+    pub log: Vec<String>,
+}
+
+impl Observed for EndState {
+    fn links(&self) -> &[LinkId] {
+        &self.links
+    }
+    fn provider(&self) -> &FakeProvider {
+        &self.provider
+    }
+    fn store(&self) -> &InMemoryStore {
+        &self.store
+    }
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+    fn awaited_exchanges(&self) -> impl Iterator<Item = ((u8, u32), &LinkId)> {
+        std::iter::empty()
+    }
+    fn callers(&self) -> impl Iterator<Item = CallerView<'_>> {
+        self.callers.iter().map(|c| CallerView {
+            link: &self.links[usize::from(c.link)],
+            bad: c.bad.as_ref(),
+            waiting: false,
+        })
+    }
+    fn faults(&self) -> &FaultsUsed {
+        &self.faults
+    }
+    fn known_live(&self, link: &LinkId) -> Vec<RefreshToken> {
+        self.provider.live_refresh_tokens(link)
+    }
+    fn can_progress(&self, _spec: &WorldSpec) -> bool {
+        false
+    }
+    fn quiescent(&self) -> bool {
+        true
+    }
+}
+
+/// A broken invariant found by a thread checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadViolation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// Why.
+    pub reason: String,
+    /// The execution, step by step.
+    pub log: Vec<String>,
+}
+
+impl std::fmt::Display for ThreadViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} violated: {}", self.invariant, self.reason)?;
+        for (i, line) in self.log.iter().enumerate() {
+            writeln!(f, "  {:>3}  {line}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl EndState {
+    /// Judges the end of an execution with the scenario's invariants.
+    pub fn judge(&self, spec: &WorldSpec, invariants: &[Invariant]) -> Result<(), ThreadViolation> {
+        let violation = |invariant, reason| ThreadViolation {
+            invariant,
+            reason,
+            log: self.log.clone(),
+        };
+        if let Some(reason) = &self.double_flight {
+            if invariants.contains(&Invariant::SingleFlight) {
+                return Err(violation(Invariant::SingleFlight, reason.clone()));
+            }
+        }
+        for &invariant in invariants {
+            invariant
+                .check(self, spec, Moment::Settled)
+                .map_err(|reason| violation(invariant, reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// The initial store, provider, links and clock of a scenario.
+pub fn initial(
+    spec: &WorldSpec,
+) -> Result<(InMemoryStore, FakeProvider, Vec<LinkId>, Timestamp), String> {
+    let world = World::initial(spec)?;
+    Ok((world.store, world.provider, world.links, world.now))
+}

@@ -1,0 +1,159 @@
+//! proptest over the world model: random schedules — and, for property
+//! tests, random worlds — run against the same invariants the explorer
+//! checks, with failures shrunk toward fewer and earlier choices.
+//!
+//! A schedule is a list of choices; at each step the choice picks one of
+//! the actions the world allows (`choice % actions`), faults included while
+//! the budget lasts. When the choices run out the world is driven to rest
+//! with progress steps only, so every case ends settled and the
+//! end-of-run invariants are judged too. A failure is an ordinary run of
+//! the world: it is written as a replay file and replayed by `baton replay`
+//! like any counterexample of the explorer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::prelude::*;
+use proptest::test_runner::{
+    Config, FailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
+
+use crate::explore::check;
+use crate::invariants::Invariant;
+use crate::spec::WorldSpec;
+use crate::world::{Action, World};
+
+/// Steps after which a run that has not settled is cut off.
+const MAX_STEPS: usize = 400;
+
+/// How one proptest search runs.
+#[derive(Clone, Debug)]
+pub struct PropOptions {
+    /// Random cases to try (after any persisted failures).
+    pub cases: u32,
+    /// Seed of the case generator: the same seed, the same cases.
+    pub seed: u64,
+    /// Longest schedule generated, in choices.
+    pub max_choices: usize,
+}
+
+impl Default for PropOptions {
+    fn default() -> Self {
+        PropOptions {
+            cases: 512,
+            seed: 0,
+            max_choices: 48,
+        }
+    }
+}
+
+/// A run that broke an invariant, shrunk.
+#[derive(Clone, Debug)]
+pub struct PropFailure {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// Why.
+    pub reason: String,
+    /// The run's steps from the initial world.
+    pub actions: Vec<Action>,
+    /// The shrunk choices that produce it.
+    pub choices: Vec<u32>,
+}
+
+/// What a proptest search found.
+#[derive(Clone, Debug)]
+pub struct PropReport {
+    /// Schedules run, shrinking included.
+    pub executions: u64,
+    /// The shrunk failure, if any.
+    pub failure: Option<PropFailure>,
+}
+
+/// An invariant that broke, and why.
+pub type Broken = (Invariant, String);
+
+/// Runs the schedule `choices` in `spec`'s world; returns the actions taken
+/// and the first broken invariant.
+pub fn run_schedule(
+    spec: &WorldSpec,
+    invariants: &[Invariant],
+    choices: &[u32],
+) -> Result<(Vec<Action>, Option<Broken>), String> {
+    let mut world = World::initial(spec)?;
+    let mut taken = Vec::new();
+    if let Some(found) = check(&world, spec, invariants) {
+        return Ok((taken, Some(found)));
+    }
+    let mut choices = choices.iter();
+    while taken.len() < MAX_STEPS {
+        let action = match choices.next() {
+            Some(&choice) => {
+                let actions = world.actions(spec);
+                if actions.is_empty() {
+                    break;
+                }
+                actions[choice as usize % actions.len()]
+            }
+            // Out of choices: the adversary rests, the world settles.
+            None => match world.first_progress(spec) {
+                Some(action) => action,
+                None => break,
+            },
+        };
+        world.apply(spec, action, None);
+        taken.push(action);
+        if let Some(found) = check(&world, spec, invariants) {
+            return Ok((taken, Some(found)));
+        }
+    }
+    Ok((taken, None))
+}
+
+/// Searches `spec` with random schedules; a failure is shrunk and, when
+/// `persistence` is given, its seed saved so it runs first forever after.
+pub fn search(
+    spec: &WorldSpec,
+    invariants: &[Invariant],
+    options: &PropOptions,
+    persistence: Option<Box<dyn FailurePersistence>>,
+) -> Result<PropReport, String> {
+    World::initial(spec)?;
+    let config = Config {
+        cases: options.cases,
+        failure_persistence: persistence,
+        max_shrink_iters: 4096,
+        ..Config::default()
+    };
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let executions = AtomicU64::new(0);
+    let strategy = proptest::collection::vec(any::<u32>(), 0..=options.max_choices);
+    let result = runner.run(&strategy, |choices| {
+        executions.fetch_add(1, Ordering::Relaxed);
+        let (_, found) = run_schedule(spec, invariants, &choices).map_err(TestCaseError::fail)?;
+        match found {
+            Some((invariant, reason)) => Err(TestCaseError::fail(format!("{invariant}: {reason}"))),
+            None => Ok(()),
+        }
+    });
+    let failure = match result {
+        Ok(()) => None,
+        Err(TestError::Abort(why)) => return Err(format!("proptest gave up: {why}")),
+        Err(TestError::Fail(_, choices)) => {
+            let (actions, found) = run_schedule(spec, invariants, &choices)?;
+            let (invariant, reason) =
+                found.ok_or("the shrunk schedule no longer fails (nondeterminism?)")?;
+            Some(PropFailure {
+                invariant,
+                reason,
+                actions,
+                choices,
+            })
+        }
+    };
+    Ok(PropReport {
+        executions: executions.load(Ordering::Relaxed),
+        failure,
+    })
+}
