@@ -2,9 +2,12 @@
 //! tests, random worlds — run against the same invariants the explorer
 //! checks, with failures shrunk toward fewer and earlier choices.
 //!
-//! A schedule is a list of choices; at each step the choice picks one of
-//! the actions the world allows (`choice % actions`), faults included while
-//! the budget lasts. When the choices run out the world is driven to rest
+//! A schedule is a list of choices; at each step the choice picks, among
+//! the actions the world allows (faults included while the budget lasts),
+//! the one whose stable hash lies nearest above it. Keying on the action
+//! rather than its position keeps a choice meaning the same step when
+//! shrinking removes a replica, a caller or a fault, so shrinking the world
+//! does not scramble the schedule. When the choices run out the world is driven to rest
 //! with progress steps only, so every case ends settled and the
 //! end-of-run invariants are judged too. A failure is an ordinary run of
 //! the world: it is written as a replay file and replayed by `baton replay`
@@ -68,6 +71,20 @@ pub struct PropReport {
     pub failure: Option<PropFailure>,
 }
 
+/// The action whose stable hash is the nearest at or above `choice`
+/// (wrapping around).
+fn pick(actions: &[Action], choice: u32) -> Action {
+    use std::hash::{Hash, Hasher};
+    let key = |action: &Action| {
+        // Fixed keys: the same action hashes the same in every run.
+        #[allow(deprecated)]
+        let mut hasher = std::hash::SipHasher::new_with_keys(0x0062_6174_6f6e, 0x7072_6f70);
+        action.hash(&mut hasher);
+        (hasher.finish() as u32).wrapping_sub(choice)
+    };
+    *actions.iter().min_by_key(|a| key(a)).expect("not empty")
+}
+
 /// An invariant that broke, and why.
 pub type Broken = (Invariant, String);
 
@@ -91,7 +108,7 @@ pub fn run_schedule(
                 if actions.is_empty() {
                     break;
                 }
-                actions[choice as usize % actions.len()]
+                pick(&actions, choice)
             }
             // Out of choices: the adversary rests, the world settles.
             None => match world.first_progress(spec) {
@@ -156,4 +173,114 @@ pub fn search(
         executions: executions.load(Ordering::Relaxed),
         failure,
     })
+}
+
+/// The shape of a generated world: what proptest varies, and shrinks
+/// toward fewer replicas, callers and faults.
+#[derive(Clone, Debug)]
+pub struct WorldShape {
+    /// Replicas, 1 to 3.
+    pub replicas: u8,
+    /// Callers per replica, 1 to 3.
+    pub callers: u8,
+    /// Index into [`PROVIDERS`].
+    pub provider: usize,
+    /// Crashes, cancels, rate limits, transients, lost replies: 0 or 1 each.
+    pub faults: [u8; 5],
+}
+
+/// The provider models generated worlds draw from (grace windows of two
+/// minutes).
+pub const PROVIDERS: [baton_fakes::ProviderModel; 5] = [
+    baton_fakes::ProviderModel::SingleUse,
+    baton_fakes::ProviderModel::ReuseDetection,
+    baton_fakes::ProviderModel::GraceIdempotent {
+        window: std::time::Duration::from_secs(120),
+    },
+    baton_fakes::ProviderModel::RotatingNoRevocation,
+    baton_fakes::ProviderModel::NonRotating,
+];
+
+impl WorldShape {
+    /// The world of this shape running `algorithm`.
+    pub fn spec(&self, algorithm: crate::zoo::Algorithm) -> WorldSpec {
+        let mut spec = WorldSpec::new(algorithm, PROVIDERS[self.provider % PROVIDERS.len()]);
+        spec.replicas = self.replicas;
+        spec.callers = self.callers;
+        let [crashes, cancels, rate_limits, transients, lost_replies] = self.faults;
+        spec.faults.crashes = crashes;
+        spec.faults.cancels = cancels;
+        spec.faults.rate_limits = rate_limits;
+        spec.faults.transients = transients;
+        spec.faults.lost_replies = lost_replies;
+        spec
+    }
+}
+
+/// Worlds and schedules: a [`WorldShape`] and the schedule's choices.
+pub fn worlds(max_choices: usize) -> impl Strategy<Value = (WorldShape, Vec<u32>)> {
+    let shape = (
+        1u8..=3,
+        1u8..=3,
+        0..PROVIDERS.len(),
+        proptest::array::uniform5(0u8..=1),
+    )
+        .prop_map(|(replicas, callers, provider, faults)| WorldShape {
+            replicas,
+            callers,
+            provider,
+            faults,
+        });
+    (
+        shape,
+        proptest::collection::vec(any::<u32>(), 0..=max_choices),
+    )
+}
+
+/// Searches generated worlds running `algorithm` for a run that breaks one
+/// of `invariants`; failures are shrunk (world and schedule together) and,
+/// with `persistence`, saved to run first forever after.
+pub fn search_worlds(
+    algorithm: crate::zoo::Algorithm,
+    invariants: &[Invariant],
+    options: &PropOptions,
+    persistence: Option<Box<dyn FailurePersistence>>,
+) -> Result<Option<(WorldShape, PropFailure)>, String> {
+    let config = Config {
+        cases: options.cases,
+        failure_persistence: persistence,
+        max_shrink_iters: 4096,
+        ..Config::default()
+    };
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let result = runner.run(&worlds(options.max_choices), |(shape, choices)| {
+        let spec = shape.spec(algorithm);
+        let (_, found) = run_schedule(&spec, invariants, &choices).map_err(TestCaseError::fail)?;
+        match found {
+            Some((invariant, reason)) => Err(TestCaseError::fail(format!("{invariant}: {reason}"))),
+            None => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => Ok(None),
+        Err(TestError::Abort(why)) => Err(format!("proptest gave up: {why}")),
+        Err(TestError::Fail(_, (shape, choices))) => {
+            let spec = shape.spec(algorithm);
+            let (actions, found) = run_schedule(&spec, invariants, &choices)?;
+            let (invariant, reason) =
+                found.ok_or("the shrunk case no longer fails (nondeterminism?)")?;
+            Ok(Some((
+                shape,
+                PropFailure {
+                    invariant,
+                    reason,
+                    actions,
+                    choices,
+                },
+            )))
+        }
+    }
 }
