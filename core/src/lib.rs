@@ -161,9 +161,10 @@ pub trait RefreshMachine {
     /// See [`Machine::poll_timeout`].
     fn poll_timeout(&self) -> Option<Timestamp>;
     /// The access token a request for `link` at `now` would be answered
-    /// with at once, with no effect; `None` if the machine cannot say (the
-    /// default). Drivers serve it without registering a caller.
-    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<AccessGrant> {
+    /// with at once, with no effect, and the instant until which it would
+    /// be (exclusive); `None` if the machine cannot say (the default).
+    /// Drivers serve it without registering a caller.
+    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<(AccessGrant, Timestamp)> {
         let _ = (link, now);
         None
     }
@@ -179,8 +180,12 @@ impl RefreshMachine for Machine {
     fn poll_timeout(&self) -> Option<Timestamp> {
         Machine::poll_timeout(self)
     }
-    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<AccessGrant> {
-        Machine::live_token(self, link, now).cloned()
+    fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<(AccessGrant, Timestamp)> {
+        let grant = Machine::live_token(self, link, now)?;
+        Some((
+            grant.clone(),
+            grant.expires_at - self.config().expiry_margin(),
+        ))
     }
 }
 

@@ -9,6 +9,11 @@
 //! `tokio::spawn` for every store call and exchange, and tokio's timer for
 //! the machine's timeouts and the exchange deadline.
 //!
+//! The hot path — a live token this process already holds — takes no lock:
+//! each thread keeps its own copy of the token, valid while the
+//! coordinator's epoch (bumped by every input the machine handles) has not
+//! moved and the expiry margin has not been reached.
+//!
 //! Dropping the future of `access_token` withdraws that caller only: the
 //! exchange and the write it started run to completion in their own tasks,
 //! so a token the provider issued is persisted even if nobody waits for it.
@@ -27,7 +32,11 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +59,56 @@ pub fn wall_clock() -> Timestamp {
         .unwrap_or(Duration::ZERO);
     Timestamp::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// A small, fast hasher for the per-thread cache's keys (FxHash's
+/// multiply-rotate): the hot path hashes a link on every call, and the keys
+/// are the application's own link ids, not attacker-chosen.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(u64::from(byte));
+    }
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// This thread's copy of a cached token: still the machine's answer while
+/// the coordinator's epoch is `epoch` and the clock is before `until`.
+struct HotEntry {
+    epoch: u64,
+    until: Timestamp,
+    grant: AccessGrant,
+}
+
+/// Entries beyond which a thread's cache is cleared (links churn; the cache
+/// is an accelerator, never the source of truth).
+const HOT_CACHE_LIMIT: usize = 4096;
+
+thread_local! {
+    /// Per thread, per refresher and link. Each thread holds its own copy of
+    /// the token text, so serving it touches no memory other threads write:
+    /// no lock, no shared reference count.
+    static HOT: RefCell<HashMap<(u64, LinkId), HotEntry, BuildHasherDefault<FastHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+static NEXT_REFRESHER: AtomicU64 = AtomicU64::new(0);
 
 /// The answer channel of the tokio driver.
 #[derive(Debug)]
@@ -177,6 +236,8 @@ impl<S: LinkStore, E: TokenEndpoint> Runtime for TokioRuntime<S, E> {
 /// the [module docs](self).
 pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static = Machine> {
     coordinator: Arc<Coordinator<TokioRuntime<S, E>, M>>,
+    /// Tells this refresher's entries in the per-thread caches apart.
+    id: u64,
 }
 
 impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
@@ -214,7 +275,48 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
         };
         Refresher {
             coordinator: Coordinator::new(runtime, machine),
+            id: NEXT_REFRESHER.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The hot path: a token this thread already copied, if the machine's
+    /// answer cannot have changed since; else the machine's cached token
+    /// (under its lock), copied for next time.
+    fn hot_token(&self, link: &LinkId) -> Option<AccessGrant> {
+        // The epoch is read before the machine is asked: a copy is never
+        // tagged with an epoch newer than the state it was taken from.
+        let epoch = self.coordinator.epoch();
+        let now = self.coordinator.runtime().now();
+        let key = (self.id, link.clone());
+        let hit = HOT.with(|hot| {
+            let hot = hot.borrow();
+            hot.get(&key)
+                .filter(|e| e.epoch == epoch && now < e.until)
+                .map(|e| e.grant.clone())
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let (grant, until) = self.coordinator.cached_token(link)?;
+        let copy = AccessGrant {
+            token: crate::AccessToken::new(grant.token.expose_secret()),
+            expires_at: grant.expires_at,
+        };
+        HOT.with(|hot| {
+            let mut hot = hot.borrow_mut();
+            if hot.len() >= HOT_CACHE_LIMIT {
+                hot.clear();
+            }
+            hot.insert(
+                key,
+                HotEntry {
+                    epoch,
+                    until,
+                    grant: copy,
+                },
+            );
+        });
+        Some(grant)
     }
 
     /// A live access token for `link`: from this process's memory when it
@@ -224,7 +326,7 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
     /// Cancel-safe: dropping the future withdraws this caller; a refresh in
     /// flight goes on and its tokens are persisted.
     pub async fn access_token(&self, link: &LinkId) -> Result<AccessGrant, RefreshError> {
-        if let Some(grant) = self.coordinator.cached_token(link) {
+        if let Some(grant) = self.hot_token(link) {
             return Ok(grant);
         }
         let span = tracing::info_span!(

@@ -231,3 +231,49 @@ async fn a_reply_past_the_deadline_is_an_unknown_outcome_not_a_second_presentati
         assert_eq!(p.presentations().len(), 1);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_path_stops_serving_a_token_at_the_expiry_margin() {
+    let link = LinkId::new("github", "octocat");
+    let mut fake = FakeProvider::new(ProviderModel::SingleUse, Duration::from_millis(1500));
+    let issued = fake.enroll(&link, "", wall_clock() - 2 * HOUR);
+    let mut memory = InMemoryStore::new();
+    memory.insert(
+        link.clone(),
+        StoredLink {
+            access: Some(issued.access),
+            refresh_token: issued.refresh_token,
+            ..StoredLink::default()
+        },
+    );
+    let (store, provider) = (SharedStore::new(memory), SharedProvider::new(fake));
+    let config = Config::builder(OwnerId::new("a"))
+        .expiry_margin(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let refresher = Refresher::new(config, store.clone(), provider.clone());
+    let first = refresher.access_token(&link).await.unwrap();
+    // Served from memory (this thread's copy) while outside the margin.
+    for _ in 0..1000 {
+        assert_eq!(
+            refresher.access_token(&link).await.unwrap().token,
+            first.token
+        );
+    }
+    assert_eq!(provider.with(|p| p.rotations(&link)), 1);
+    // Inside the margin the copy is no longer served: a new refresh.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = refresher.access_token(&link).await.unwrap();
+    assert_ne!(second.token, first.token);
+    assert_eq!(provider.with(|p| p.rotations(&link)), 2);
+    // Another task on another thread sees the new token too.
+    let other = {
+        let link = link.clone();
+        let refresher = Arc::new(refresher);
+        let r = Arc::clone(&refresher);
+        tokio::spawn(async move { r.access_token(&link).await.unwrap() })
+            .await
+            .unwrap()
+    };
+    assert_eq!(other.token, second.token);
+}

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Answer;
@@ -111,6 +112,11 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> fmt::Debug for Work<R, M> {
 pub struct Coordinator<R: Runtime, M: Send + 'static> {
     runtime: R,
     state: R::Lock<State<M, R::Reply>>,
+    /// Bumped after every input the machine handles: a copy of a cached
+    /// token taken at epoch `e` is still what the machine would answer as
+    /// long as the epoch is still `e` (and the token's time has not run
+    /// out). Lets a driver serve the hot path without the lock.
+    epoch: AtomicU64,
 }
 
 struct State<M, P> {
@@ -183,7 +189,19 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
                 next_caller: 0,
                 armed: None,
             }),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// The number of inputs the machine has handled. Read it *before*
+    /// [`cached_token`](Self::cached_token): a token copied then is the
+    /// machine's answer for as long as the epoch has not moved.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The runtime this coordinator hands its work to.
@@ -197,8 +215,9 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
     }
 
     /// The access token a request for `link` would be answered with at
-    /// once, without registering a caller: the hot path.
-    pub fn cached_token(&self, link: &LinkId) -> Option<AccessGrant> {
+    /// once, without registering a caller, and until when (exclusive): the
+    /// hot path.
+    pub fn cached_token(&self, link: &LinkId) -> Option<(AccessGrant, Timestamp)> {
         self.state
             .with(|s| s.machine.cached_token(link, self.runtime.now()))
     }
@@ -215,6 +234,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
             s.waiting.insert(caller, reply);
             let now = self.runtime.now();
             s.feed(now, Input::TokenRequested { caller, link }, &mut out);
+            self.bump();
             caller
         });
         self.deliver(out);
@@ -230,6 +250,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
         self.state.with(|s| {
             let now = self.runtime.now();
             s.feed(now, result, &mut out);
+            self.bump();
         });
         self.deliver(out);
     }
@@ -244,6 +265,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
             let now = self.runtime.now();
             if s.machine.poll_timeout().is_some_and(|due| due <= now) {
                 s.feed(now, Input::TimerExpired, &mut out);
+                self.bump();
             } else {
                 // Early (clocks disagree) or superseded: make sure the
                 // machine's real timeout still has a wake-up coming.
@@ -259,6 +281,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
             if s.waiting.remove(&caller).is_some() {
                 let now = self.runtime.now();
                 s.feed(now, Input::CallerGone { caller }, &mut out);
+                self.bump();
             }
         });
         self.deliver(out);
