@@ -6,9 +6,11 @@
 
 use std::time::Instant;
 
-use crate::checkers::{default_loom_bound, loom_options, target_invariants, Budgets};
+use crate::checkers::{
+    default_loom_bound, loom_options, shuttle_modes, target_invariants, Budgets,
+};
 use crate::concurrent::loom_checker;
-use crate::concurrent::shuttle_checker::{self, ShuttleMode};
+use crate::concurrent::shuttle_checker;
 use crate::explore::{explore, Options, Verdict};
 use crate::randomized::{self, PropOptions};
 use crate::scenario::{Expectation, Scenario};
@@ -70,17 +72,7 @@ pub fn efforts(
         }
     }));
 
-    for mode in [
-        ShuttleMode::Pct {
-            iterations: budgets.shuttle_iterations,
-            depth: 3,
-            seed: budgets.seed,
-        },
-        ShuttleMode::Random {
-            iterations: budgets.shuttle_iterations,
-            seed: budgets.seed,
-        },
-    ] {
+    for mode in shuttle_modes(budgets).into_iter().take(2) {
         out.push(shuttle_checker::plan(&spec).ok().map(|plan| {
             let started = Instant::now();
             let report = shuttle_checker::check(&plan, &invariants, &mode);

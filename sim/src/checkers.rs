@@ -441,24 +441,10 @@ pub fn replay_threads(
         }
     };
     let mut out = format!("replaying {} × {algorithm} with {how}\n\n", scenario.name);
-    let reproduced = match &violation {
-        Some(v) => {
-            out.push_str(&render_log(&v.log));
-            out.push_str(&format!("\n{} breaks: {}\n", v.invariant, v.reason));
-            v.invariant.name() == file.invariant && v.reason == file.reason
-        }
-        None => {
-            out.push_str("no invariant breaks in this run\n");
-            false
-        }
-    };
-    if reproduced {
-        out.push_str("reproduced: same invariant, same reason\n");
-    } else {
-        out.push_str(&format!(
-            "NOT reproduced: the recorded run broke {} ({})\n",
-            file.invariant, file.reason
-        ));
-    }
-    Ok((out, reproduced))
+    let found = violation.map(|v| {
+        out.push_str(&render_log(&v.log));
+        out.push('\n');
+        (v.invariant, v.reason)
+    });
+    Ok(crate::run::verdict_of_replay(out, found, file))
 }

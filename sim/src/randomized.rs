@@ -125,6 +125,19 @@ pub fn run_schedule(
     Ok((taken, None))
 }
 
+/// A runner seeded from `options`: the same seed, the same cases.
+fn runner(options: &PropOptions, persistence: Option<Box<dyn FailurePersistence>>) -> TestRunner {
+    let config = Config {
+        cases: options.cases,
+        failure_persistence: persistence,
+        max_shrink_iters: 4096,
+        ..Config::default()
+    };
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
+}
+
 /// Searches `spec` with random schedules; a failure is shrunk and, when
 /// `persistence` is given, its seed saved so it runs first forever after.
 pub fn search(
@@ -134,16 +147,7 @@ pub fn search(
     persistence: Option<Box<dyn FailurePersistence>>,
 ) -> Result<PropReport, String> {
     World::initial(spec)?;
-    let config = Config {
-        cases: options.cases,
-        failure_persistence: persistence,
-        max_shrink_iters: 4096,
-        ..Config::default()
-    };
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let mut runner = runner(options, persistence);
     let executions = AtomicU64::new(0);
     let strategy = proptest::collection::vec(any::<u32>(), 0..=options.max_choices);
     let result = runner.run(&strategy, |choices| {
@@ -246,16 +250,7 @@ pub fn search_worlds(
     options: &PropOptions,
     persistence: Option<Box<dyn FailurePersistence>>,
 ) -> Result<Option<(WorldShape, PropFailure)>, String> {
-    let config = Config {
-        cases: options.cases,
-        failure_persistence: persistence,
-        max_shrink_iters: 4096,
-        ..Config::default()
-    };
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let mut runner = runner(options, persistence);
     let result = runner.run(&worlds(options.max_choices), |(shape, choices)| {
         let spec = shape.spec(algorithm);
         let (_, found) = run_schedule(&spec, invariants, &choices).map_err(TestCaseError::fail)?;

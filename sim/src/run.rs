@@ -322,14 +322,25 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
         render_timeline(&steps)
     );
     let invariants = checked_invariants(&scenario, &file)?;
+    out.push('\n');
     let found = crate::explore::check(&world, &spec, &invariants);
+    Ok(verdict_of_replay(out, found, &file))
+}
+
+/// Ends a replay's text with what broke and whether that is what the file
+/// recorded; returns the text and whether it reproduced.
+pub fn verdict_of_replay(
+    mut out: String,
+    found: Option<(crate::invariants::Invariant, String)>,
+    file: &ReplayFile,
+) -> (String, bool) {
     let reproduced = match &found {
         Some((invariant, reason)) => {
-            out.push_str(&format!("\n{invariant} breaks: {reason}\n"));
+            out.push_str(&format!("{invariant} breaks: {reason}\n"));
             invariant.name() == file.invariant && *reason == file.reason
         }
         None => {
-            out.push_str("\nno invariant breaks at the end of this run\n");
+            out.push_str("no invariant breaks in this run\n");
             false
         }
     };
@@ -341,7 +352,7 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
             file.invariant, file.reason
         ));
     }
-    Ok((out, reproduced))
+    (out, reproduced)
 }
 
 /// The results as a table for people.

@@ -2,11 +2,7 @@
 //! lock, the answer slots, the hand-off of work — within a preemption
 //! bound, for a scenario small enough for loom's five threads.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::Mutex as StdMutex;
-
-use crate::concurrent::{ThreadPlan, ThreadViolation, LOOM_MAX_THREADS};
+use crate::concurrent::{run_checker, ThreadPlan, ThreadViolation, LOOM_MAX_THREADS};
 use crate::invariants::Invariant as NamedInvariant;
 
 checker_runtime!(loom);
@@ -49,43 +45,15 @@ pub fn plan(spec: &crate::spec::WorldSpec) -> Result<ThreadPlan, String> {
 /// Runs every execution of `plan` within `options`, judging each with
 /// `invariants`; stops at the first violation.
 pub fn check(plan: &ThreadPlan, invariants: &[NamedInvariant], options: LoomOptions) -> LoomReport {
-    static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
-    static FOUND: StdMutex<Option<ThreadViolation>> = StdMutex::new(None);
-    // loom's model is global state: one check at a time in this process.
-    static ONE_AT_A_TIME: StdMutex<()> = StdMutex::new(());
-    let _serial = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    EXECUTIONS.store(0, AtomicOrdering::SeqCst);
-    *FOUND
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = options.preemption_bound;
     builder.max_branches = options.max_branches;
     builder.max_threads = LOOM_MAX_THREADS;
     builder.checkpoint_file = None;
-    let plan = plan.clone();
-    let invariants = invariants.to_vec();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        builder.check(move || {
-            EXECUTIONS.fetch_add(1, AtomicOrdering::SeqCst);
-            if let Err(violation) = on_checker::execute(&plan, &invariants) {
-                let message = violation.to_string();
-                *FOUND
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(violation);
-                panic!("{message}");
-            }
-        });
-    }));
-    let executions = EXECUTIONS.load(AtomicOrdering::SeqCst);
-    let found = FOUND
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    let violation = match (outcome, found) {
+    let run = run_checker(plan, invariants, on_checker::execute, |body| {
+        builder.check(body)
+    });
+    let violation = match (run.outcome, run.found) {
         (_, Some(violation)) => Some(violation),
         (Ok(()), None) => None,
         // loom itself stopped the run: a deadlock (a caller waits forever)
@@ -96,6 +64,7 @@ pub fn check(plan: &ThreadPlan, invariants: &[NamedInvariant], options: LoomOpti
             log: Vec::new(),
         }),
     };
+    let executions = run.executions;
     LoomReport {
         executions,
         violation,

@@ -223,3 +223,52 @@ pub fn initial(
     let world = World::initial(spec)?;
     Ok((world.store, world.provider, world.links, world.now))
 }
+
+/// What one run of a thread checker produced.
+pub(crate) struct CheckerRun<T> {
+    /// Executions started.
+    pub executions: u64,
+    /// The checker's own result, or the payload of the panic that ended it.
+    pub outcome: std::thread::Result<T>,
+    /// The first violation an execution reported.
+    pub found: Option<ThreadViolation>,
+}
+
+/// Runs a thread checker: `drive` hands the checker the per-execution body,
+/// which runs `execute` on `plan`, counts executions and, on a violation,
+/// records it and panics (how loom and shuttle learn an execution failed).
+/// Checkers keep global state, so one runs at a time in this process.
+pub(crate) fn run_checker<T>(
+    plan: &ThreadPlan,
+    invariants: &[Invariant],
+    execute: fn(&ThreadPlan, &[Invariant]) -> Result<(), ThreadViolation>,
+    drive: impl FnOnce(Box<dyn Fn() + Send + Sync>) -> T,
+) -> CheckerRun<T> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, PoisonError};
+
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
+    static FOUND: Mutex<Option<ThreadViolation>> = Mutex::new(None);
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    EXECUTIONS.store(0, Ordering::SeqCst);
+    *FOUND.lock().unwrap_or_else(PoisonError::into_inner) = None;
+
+    let plan = plan.clone();
+    let invariants = invariants.to_vec();
+    let body = Box::new(move || {
+        EXECUTIONS.fetch_add(1, Ordering::SeqCst);
+        if let Err(violation) = execute(&plan, &invariants) {
+            let message = violation.to_string();
+            *FOUND.lock().unwrap_or_else(PoisonError::into_inner) = Some(violation);
+            panic!("{message}");
+        }
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| drive(body)));
+    CheckerRun {
+        executions: EXECUTIONS.load(Ordering::SeqCst),
+        outcome,
+        found: FOUND.lock().unwrap_or_else(PoisonError::into_inner).take(),
+    }
+}

@@ -3,15 +3,11 @@
 //! 1/(n·k^(d-1))) and depth-first schedules of the real coordinator, each
 //! failure replayable from shuttle's schedule string.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::Mutex as StdMutex;
-
 use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Scheduler};
 use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::concurrent::loom_checker::panic_text;
-use crate::concurrent::{ThreadPlan, ThreadViolation};
+use crate::concurrent::{run_checker, ThreadPlan, ThreadViolation};
 use crate::invariants::Invariant as NamedInvariant;
 
 checker_runtime!(shuttle);
@@ -73,17 +69,6 @@ pub fn check(
     invariants: &[NamedInvariant],
     mode: &ShuttleMode,
 ) -> ShuttleReport {
-    static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
-    static FOUND: StdMutex<Option<ThreadViolation>> = StdMutex::new(None);
-    static ONE_AT_A_TIME: StdMutex<()> = StdMutex::new(());
-    let _serial = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    EXECUTIONS.store(0, AtomicOrdering::SeqCst);
-    *FOUND
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-
     let mut config = Config::new();
     config.stack_size = 1 << 20;
     config.failure_persistence = FailurePersistence::Print;
@@ -100,26 +85,11 @@ pub fn check(
         ShuttleMode::Dfs { max_iterations } => Box::new(DfsScheduler::new(*max_iterations, false)),
         ShuttleMode::Replay { schedule } => Box::new(ReplayScheduler::new_from_encoded(schedule)),
     };
-    let plan = plan.clone();
-    let invariants = invariants.to_vec();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        Runner::new(scheduler, config).run(move || {
-            EXECUTIONS.fetch_add(1, AtomicOrdering::SeqCst);
-            if let Err(violation) = on_checker::execute(&plan, &invariants) {
-                let message = violation.to_string();
-                *FOUND
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(violation);
-                panic!("{message}");
-            }
-        })
-    }));
-    let executions = EXECUTIONS.load(AtomicOrdering::SeqCst);
-    let found = FOUND
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    let (violation, schedule) = match outcome {
+    let run = run_checker(plan, invariants, on_checker::execute, |body| {
+        Runner::new(scheduler, config).run(body)
+    });
+    let (executions, found) = (run.executions, run.found);
+    let (violation, schedule) = match run.outcome {
         Ok(_) => (found, None),
         Err(payload) => {
             let text = panic_text(&payload);
