@@ -9,10 +9,11 @@
 //! `tokio::spawn` for every store call and exchange, and tokio's timer for
 //! the machine's timeouts and the exchange deadline.
 //!
-//! The hot path — a live token this process already holds — takes no lock:
-//! each thread keeps its own copy of the token, valid while the
-//! coordinator's epoch (bumped by every input the machine handles) has not
-//! moved and the expiry margin has not been reached.
+//! The hot path — a live token this process already holds — takes no lock
+//! and reads no clock: each thread keeps its own copy of the token, valid
+//! while the coordinator's epoch (bumped by every input the machine
+//! handles) has not moved and the expiry margin has not been reached by a
+//! clock that a task of the refresher's ticks every few milliseconds.
 //!
 //! Dropping the future of `access_token` withdraws that caller only: the
 //! exchange and the write it started run to completion in their own tasks,
@@ -96,6 +97,10 @@ struct HotEntry {
     grant: AccessGrant,
 }
 
+/// One refresher's entries in one thread's cache, by link (looked up by
+/// reference: the hot path clones nothing shared).
+type HotLinks = HashMap<LinkId, HotEntry, BuildHasherDefault<FastHasher>>;
+
 /// Entries beyond which a thread's cache is cleared (links churn; the cache
 /// is an accelerator, never the source of truth).
 const HOT_CACHE_LIMIT: usize = 4096;
@@ -104,7 +109,7 @@ thread_local! {
     /// Per thread, per refresher and link. Each thread holds its own copy of
     /// the token text, so serving it touches no memory other threads write:
     /// no lock, no shared reference count.
-    static HOT: RefCell<HashMap<(u64, LinkId), HotEntry, BuildHasherDefault<FastHasher>>> =
+    static HOT: RefCell<HashMap<u64, HotLinks, BuildHasherDefault<FastHasher>>> =
         RefCell::new(HashMap::default());
 }
 
@@ -238,7 +243,16 @@ pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 
     coordinator: Arc<Coordinator<TokioRuntime<S, E>, M>>,
     /// Tells this refresher's entries in the per-thread caches apart.
     id: u64,
+    /// The clock as of the last tick (milliseconds): what the hot path
+    /// compares expiries with, since reading the clock itself costs more
+    /// than the rest of the hot path.
+    coarse_now: Arc<AtomicU64>,
 }
+
+/// How often the hot path's clock ticks. Tokens stop being served
+/// `expiry_margin` (30 s by default) before they expire, so serving one up
+/// to a tick late is well inside the margin.
+const CLOCK_TICK: Duration = Duration::from_millis(5);
 
 impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
     /// A refresher running baton's [`Machine`] with `config`.
@@ -273,9 +287,22 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             handle: Handle::current(),
             clock,
         };
+        let coarse_now = Arc::new(AtomicU64::new(clock().as_millis()));
+        let ticking = Arc::downgrade(&coarse_now);
+        runtime.handle.spawn(async move {
+            let mut tick = tokio::time::interval(CLOCK_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // Stops once the refresher is gone.
+                let Some(now) = ticking.upgrade() else { break };
+                now.store(clock().as_millis(), Ordering::Relaxed);
+            }
+        });
         Refresher {
             coordinator: Coordinator::new(runtime, machine),
             id: NEXT_REFRESHER.fetch_add(1, Ordering::Relaxed),
+            coarse_now,
         }
     }
 
@@ -286,11 +313,11 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
         // The epoch is read before the machine is asked: a copy is never
         // tagged with an epoch newer than the state it was taken from.
         let epoch = self.coordinator.epoch();
-        let now = self.coordinator.runtime().now();
-        let key = (self.id, link.clone());
+        let now = Timestamp::from_millis(self.coarse_now.load(Ordering::Relaxed));
         let hit = HOT.with(|hot| {
             let hot = hot.borrow();
-            hot.get(&key)
+            hot.get(&self.id)?
+                .get(link)
                 .filter(|e| e.epoch == epoch && now < e.until)
                 .map(|e| e.grant.clone())
         });
@@ -304,11 +331,12 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
         };
         HOT.with(|hot| {
             let mut hot = hot.borrow_mut();
-            if hot.len() >= HOT_CACHE_LIMIT {
-                hot.clear();
+            let links = hot.entry(self.id).or_default();
+            if links.len() >= HOT_CACHE_LIMIT {
+                links.clear();
             }
-            hot.insert(
-                key,
+            links.insert(
+                link.clone(),
                 HotEntry {
                     epoch,
                     until,
