@@ -10,7 +10,7 @@ use crate::checkers::{
     default_loom_bound, loom_options, shuttle_modes, target_invariants, Budgets,
 };
 use crate::concurrent::loom_checker;
-use crate::concurrent::shuttle_checker;
+use crate::concurrent::shuttle_checker::{self, ShuttleMode};
 use crate::explore::{explore, Options, Verdict};
 use crate::randomized::{self, PropOptions};
 use crate::scenario::{Expectation, Scenario};
@@ -72,14 +72,29 @@ pub fn efforts(
         }
     }));
 
-    for mode in shuttle_modes(budgets).into_iter().take(2) {
+    // PCT (both depths, in turn, until one finds it), then random.
+    let modes = shuttle_modes(budgets);
+    let (pct, random): (Vec<_>, Vec<_>) = modes
+        .into_iter()
+        .filter(|m| !matches!(m, ShuttleMode::Dfs { .. }))
+        .partition(|m| matches!(m, ShuttleMode::Pct { .. }));
+    for group in [pct, random] {
         out.push(shuttle_checker::plan(&spec).ok().map(|plan| {
             let started = Instant::now();
-            let report = shuttle_checker::check(&plan, &invariants, &mode);
+            let mut runs = 0;
+            let mut violated = false;
+            for mode in &group {
+                let report = shuttle_checker::check(&plan, &invariants, mode);
+                runs += report.executions;
+                violated = report.violation.is_some();
+                if violated {
+                    break;
+                }
+            }
             Effort {
-                runs: report.executions,
+                runs,
                 seconds: started.elapsed().as_secs_f64(),
-                found: report.violation.is_some() == wants_violation,
+                found: violated == wants_violation,
             }
         }));
     }

@@ -27,7 +27,8 @@ pub enum Checker {
     Explore,
     /// loom over the real coordinator, bounded preemption.
     Loom,
-    /// shuttle over the real coordinator: PCT, random, then depth-first.
+    /// shuttle over the real coordinator: PCT (depths 3 and 6), random,
+    /// then depth-first.
     Shuttle,
     /// proptest: random schedules of the world model, shrunk.
     Proptest,
@@ -243,11 +244,19 @@ pub fn loom_options(bound: usize) -> LoomOptions {
 }
 
 /// The shuttle modes `--checker shuttle` runs, in order.
+/// PCT runs twice: at depth 3, where most races live, and at depth 6 for
+/// bugs that need more ordering constraints at once (singleflight's stale
+/// read needs depth 4 or more).
 pub fn shuttle_modes(budgets: &Budgets) -> Vec<ShuttleMode> {
     vec![
         ShuttleMode::Pct {
             iterations: budgets.shuttle_iterations,
             depth: 3,
+            seed: budgets.seed,
+        },
+        ShuttleMode::Pct {
+            iterations: budgets.shuttle_iterations,
+            depth: 6,
             seed: budgets.seed,
         },
         ShuttleMode::Random {

@@ -21,14 +21,9 @@ const SCENARIOS: [&str; 4] = [
 ];
 
 /// (scenario, algorithm, checker) a checker does not reach within its
-/// default budget, and why. Kept short and honest: each entry is a known
-/// weakness of that checker, reported in BENCHMARKS.md.
-const KNOWN_MISSES: [(&str, Algorithm, Checker, &str); 1] = [(
-    "herd_reuse_detection",
-    Algorithm::Singleflight,
-    Checker::Shuttle,
-    "the stale read must be taken inside a window of two scheduling points; 60,000 random and PCT schedules miss it, loom's bound-2 search finds it",
-)];
+/// default budget, and why. Empty today; an entry is a known weakness of
+/// that checker, to be reported in BENCHMARKS.md.
+const KNOWN_MISSES: [(&str, Algorithm, Checker, &str); 0] = [];
 
 fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,8 +78,9 @@ fn loom_reaches_every_expected_verdict() {
     run_checker(Checker::Loom);
 }
 
-/// shuttle: 1,000 PCT (depth 3), 1,000 random and 1,000 depth-first
-/// schedules per pair.
+/// shuttle: 1,000 PCT schedules at depth 3 and 1,000 at depth 6, 1,000
+/// random and 1,000 depth-first schedules per pair (stopping at the first
+/// failure).
 #[test]
 fn shuttle_reaches_every_expected_verdict() {
     run_checker(Checker::Shuttle);
@@ -113,4 +109,24 @@ fn scenarios_with_explorer_only_faults_are_not_applicable_to_threads() {
         other => panic!("expected n/a, got {other}"),
     }
     assert!(result.ok);
+}
+
+/// loom on a herd of three callers of one link (the most threads loom
+/// allows beside the main and a worker thread), preemption bound 2: baton
+/// holds in every such schedule, and naive's poisoned failure is found.
+#[test]
+fn loom_herd_of_three_callers() {
+    let scenario = load(&scenario_path("herd_single_use")).unwrap();
+    let options = options("herd3");
+    for (algorithm, expected) in &scenario.expectations {
+        if !matches!(algorithm, Algorithm::Baton | Algorithm::Naive) {
+            continue;
+        }
+        let result = check_with(&scenario, *algorithm, *expected, Checker::Loom, &options).unwrap();
+        assert!(
+            result.ok,
+            "{algorithm}: expected {}, found {} after {} executions",
+            result.expected, result.found, result.states
+        );
+    }
 }
