@@ -112,6 +112,26 @@ impl Stack {
             .with_provider(|p| p.live_refresh_tokens(&self.link))
     }
 
+    /// A baton replica and a caller whose exchange is in flight: the IdP
+    /// answers in 300 ms and this returns after 100.
+    async fn caller_mid_exchange(
+        &self,
+    ) -> (
+        Arc<Refresher<PgStore, HttpTokenEndpoint>>,
+        tokio::task::JoinHandle<Result<AccessGrant, RefreshError>>,
+    ) {
+        self.idp.set_latency(Duration::from_millis(300));
+        let replica = self
+            .replica(baton_core::Machine::new(config("replica-a")))
+            .await;
+        let caller = {
+            let (replica, link) = (Arc::clone(&replica), self.link.clone());
+            tokio::spawn(async move { replica.access_token(&link).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (replica, caller)
+    }
+
     /// No message may carry token text.
     fn assert_no_secret_in(&self, text: &str) {
         assert!(
@@ -249,15 +269,7 @@ async fn postgres_connections_killed_between_exchange_and_write() {
     let Some(stack) = stack(ProviderModel::SingleUse, "e2e_kill").await else {
         return;
     };
-    stack.idp.set_latency(Duration::from_millis(300));
-    let replica = stack
-        .replica(baton_core::Machine::new(config("replica-a")))
-        .await;
-    let caller = {
-        let (replica, link) = (Arc::clone(&replica), stack.link.clone());
-        tokio::spawn(async move { replica.access_token(&link).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (replica, caller) = stack.caller_mid_exchange().await;
     let mut admin = stack.db.admin_connection().await.unwrap();
     let killed: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -347,15 +359,7 @@ async fn a_caller_dropped_mid_refresh_still_persists_the_new_token() {
     let Some(stack) = stack(ProviderModel::SingleUse, "e2e_drop").await else {
         return;
     };
-    stack.idp.set_latency(Duration::from_millis(300));
-    let replica = stack
-        .replica(baton_core::Machine::new(config("replica-a")))
-        .await;
-    let caller = {
-        let (replica, link) = (Arc::clone(&replica), stack.link.clone());
-        tokio::spawn(async move { replica.access_token(&link).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (replica, caller) = stack.caller_mid_exchange().await;
     caller.abort();
     assert!(caller.await.unwrap_err().is_cancelled());
     replica.settled().await;
