@@ -12,7 +12,8 @@ use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
-    AccessGrant, Config, LinkId, OwnerId, RefreshError, RefreshMachine, RefreshToken, StoredLink,
+    AccessGrant, CachedFailure, Config, LinkId, OwnerId, RefreshError, RefreshMachine,
+    RefreshToken, StoredLink,
 };
 use baton_fakes::idp::{FakeIdp, IdpFault};
 use baton_fakes::ProviderModel;
@@ -241,8 +242,9 @@ async fn naive_on_the_real_stack_loses_the_rotation() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let second = b.access_token(&link).await;
     let first = first.await.unwrap();
-    // Wait out B's write (it follows B's answer at once).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B's failure write may still be in flight after B's answer.
+    a.settled().await;
+    b.settled().await;
 
     assert!(first.is_ok(), "A rotated: {first:?}");
     let refused = second.expect_err("B presented a consumed token");
@@ -257,6 +259,11 @@ async fn naive_on_the_real_stack_loses_the_rotation() {
     assert!(
         stored.refresh_token.as_ref() != live.first(),
         "the rotation is lost: the store no longer holds the IdP's live token ({refused})"
+    );
+    assert!(
+        matches!(stored.failure, Some(CachedFailure::Rejected { .. })),
+        "naive cached B's refusal as the link's failure, poisoning it: {:?}",
+        stored.failure
     );
     stack.db.cleanup().await;
 }
@@ -281,9 +288,12 @@ async fn postgres_connections_killed_between_exchange_and_write() {
     .unwrap();
     assert!(!killed.is_empty(), "the replica's connections were open");
     let answer = caller.await.unwrap();
+    // Which one depends on whether the pool had reconnected by the write:
+    // both are correct, and the test says which it saw.
     match &answer {
-        Ok(_) => {}
+        Ok(_) => eprintln!("killed connections: the caller was served (the pool reconnected)"),
         Err(error) => {
+            eprintln!("killed connections: the caller got a temporary error: {error}");
             let text = error.to_string();
             stack.assert_no_secret_in(&text);
             assert!(

@@ -1,6 +1,6 @@
 //! The tokio `Refresher` against the in-memory fakes: herds, cancellation,
 //! replicas sharing a store, and the provider's error replies. The same
-//! driver runs on Postgres and HTTP in `end_to_end.rs`.
+//! driver runs on Postgres and HTTP in `real_stack.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,4 +276,68 @@ async fn the_hot_path_stops_serving_a_token_at_the_expiry_margin() {
             .unwrap()
     };
     assert_eq!(other.token, second.token);
+}
+
+/// The test's own clock, in milliseconds: moved by hand.
+static STARVED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn starved_clock() -> Timestamp {
+    Timestamp::from_millis(STARVED_NOW.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// The hot path's clock must keep time while the refresher's runtime does
+/// not run at all: a current-thread runtime whose only thread is busy (here:
+/// not driven, the extreme case of a task that blocks). A clock ticked by a
+/// task of that runtime stood still, and the expired token was served.
+#[test]
+fn the_hot_path_stops_at_the_margin_even_when_the_runtime_is_starved() {
+    use std::future::Future;
+    let start = wall_clock();
+    STARVED_NOW.store(start.as_millis(), std::sync::atomic::Ordering::SeqCst);
+    let (link, store, provider) = world(ProviderModel::SingleUse);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (refresher, first) = runtime.block_on(async {
+        let refresher = Refresher::with_clock(
+            baton_core::Machine::new(config("a")),
+            store,
+            provider.clone(),
+            starved_clock,
+        );
+        let first = refresher.access_token(&link).await.unwrap();
+        (refresher, first)
+    });
+    let poll_once = |refresher: &Refresher<_, _>| {
+        let future = std::pin::pin!(refresher.access_token(&link));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.poll(&mut context) {
+            std::task::Poll::Ready(answer) => Some(answer.unwrap().token),
+            std::task::Poll::Pending => None,
+        }
+    };
+    assert_eq!(poll_once(&refresher), Some(first.token.clone()));
+    // Past the token's expiry; the runtime is not driven from here on.
+    STARVED_NOW.store(
+        first.expires_at.as_millis() + 1,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match poll_once(&refresher) {
+            // Not served from memory any more: a refresh was started.
+            None => break,
+            Some(token) => {
+                assert_eq!(token, first.token);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "an expired token was still served 10 s after its expiry, \
+                     while the refresher's runtime was starved"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    assert_eq!(provider.with(|p| p.rotations(&link)), 1);
 }

@@ -96,7 +96,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Work<R, M> {
 
     /// Feeds the effect's result back to the machine.
     pub fn finish(self, result: Input) {
-        self.coordinator.finish(result);
+        self.coordinator.feed_result(result, true);
     }
 }
 
@@ -123,6 +123,8 @@ struct State<M, P> {
     machine: M,
     waiting: HashMap<CallerId, P>,
     next_caller: u64,
+    /// Effects handed to the runtime whose results have not come back.
+    in_flight: usize,
     /// The earliest wake-up the runtime was asked for and has not yet
     /// delivered; a later timeout needs no new wake-up.
     armed: Option<Timestamp>,
@@ -162,7 +164,10 @@ impl<M: RefreshMachine, P> State<M, P> {
                         out.replies.push((reply, result));
                     }
                 }
-                io => out.work.push(io),
+                io => {
+                    self.in_flight += 1;
+                    out.work.push(io);
+                }
             }
         }
         self.arm(out);
@@ -187,6 +192,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
                 machine,
                 waiting: HashMap::new(),
                 next_caller: 0,
+                in_flight: 0,
                 armed: None,
             }),
             epoch: AtomicU64::new(0),
@@ -212,6 +218,17 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
     /// Runs `f` on the machine, under its lock: for inspection.
     pub fn with_machine<T>(&self, f: impl FnOnce(&M) -> T) -> T {
         self.state.with(|s| f(&s.machine))
+    }
+
+    /// Whether nothing is under way: no effect handed to the runtime is
+    /// outstanding, no caller waits, and the machine has no timer armed (a
+    /// flight waiting out another process's lease). The refresh that callers
+    /// started has then been persisted or given up, whether or not anyone
+    /// still waits for it.
+    pub fn is_settled(&self) -> bool {
+        self.state.with(|s| {
+            s.in_flight == 0 && s.waiting.is_empty() && s.machine.poll_timeout().is_none()
+        })
     }
 
     /// The access token a request for `link` would be answered with at
@@ -241,13 +258,21 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
         Ticket {
             coordinator: Arc::clone(self),
             caller,
+            answered: false,
         }
     }
 
     /// Feeds the result of an effect the runtime carried out.
     pub fn finish(self: &Arc<Self>, result: Input) {
+        self.feed_result(result, false);
+    }
+
+    fn feed_result(self: &Arc<Self>, result: Input, ends_work: bool) {
         let mut out = Outbox::new();
         self.state.with(|s| {
+            if ends_work {
+                s.in_flight = s.in_flight.saturating_sub(1);
+            }
             let now = self.runtime.now();
             s.feed(now, result, &mut out);
             self.bump();
@@ -308,6 +333,7 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
 pub struct Ticket<R: Runtime, M: RefreshMachine + Send + 'static> {
     coordinator: Arc<Coordinator<R, M>>,
     caller: CallerId,
+    answered: bool,
 }
 
 impl<R: Runtime, M: RefreshMachine + Send + 'static> Ticket<R, M> {
@@ -315,11 +341,21 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Ticket<R, M> {
     pub fn caller(&self) -> CallerId {
         self.caller
     }
+
+    /// Retires the ticket of a caller whose answer arrived. Dropping it
+    /// would be just as correct (the caller is no longer waiting), but
+    /// takes the machine's lock to find that out: after a herd's answer
+    /// fan-out, that is one contended lock per caller for nothing.
+    pub fn answered(mut self) {
+        self.answered = true;
+    }
 }
 
 impl<R: Runtime, M: RefreshMachine + Send + 'static> Drop for Ticket<R, M> {
     fn drop(&mut self) {
-        self.coordinator.withdraw(self.caller);
+        if !self.answered {
+            self.coordinator.withdraw(self.caller);
+        }
     }
 }
 

@@ -1,0 +1,205 @@
+//! The tokio driver (feature `tokio`): a [`Refresher`] owns one machine per
+//! process and answers [`Refresher::access_token`] for any number of
+//! concurrent tasks.
+//!
+//! It is the [`Coordinator`] of [`crate::driver`] — the very code the loom
+//! and shuttle checkers run — with a [`TokioRuntime`] plugged in: a
+//! `std::sync::Mutex` around the machine (held only for the machine's own
+//! bookkeeping, never across an await), `tokio::sync::oneshot` for answers,
+//! `tokio::spawn` for every store call and exchange, and tokio's timer for
+//! the machine's timeouts and the exchange deadline.
+//!
+//! The hot path — a live token this process already holds — takes no lock
+//! and reads no clock: each thread keeps its own copy of the token, valid
+//! while the coordinator's epoch (bumped by every input the machine
+//! handles) has not moved and the expiry margin has not been reached by a
+//! clock that a task of the refresher's ticks every few milliseconds.
+//!
+//! Dropping the future of `access_token` withdraws that caller only: the
+//! exchange and the write it started run to completion in their own tasks,
+//! so a token the provider issued is persisted even if nobody waits for it.
+//!
+//! Each slow-path request runs in a `baton.refresh` span carrying the link's
+//! provider and user; each effect in a `baton.effect` span naming its kind.
+//! Token text never reaches a span, an event or an error.
+//!
+//! ```no_run
+//! # async fn demo<S: baton_core::driver::LinkStore, E: baton_core::driver::TokenEndpoint>(store: S, endpoint: E) {
+//! use baton_core::{refresher::Refresher, Config, LinkId, OwnerId};
+//!
+//! let config = Config::builder(OwnerId::new("replica-a")).build().unwrap();
+//! let refresher = Refresher::new(config, store, endpoint);
+//! let token = refresher.access_token(&LinkId::new("github", "octocat")).await;
+//! # }
+//! ```
+
+mod clock;
+mod hot;
+mod runtime;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::driver::{Coordinator, LinkStore, TokenEndpoint};
+use crate::{
+    AccessGrant, Config, LinkId, Machine, RefreshError, RefreshMachine, TemporaryReason, Timestamp,
+};
+
+pub use clock::wall_clock;
+pub use runtime::{OneshotReply, TokioRuntime};
+
+use clock::CoarseClock;
+use hot::HotCache;
+
+/// Answers `access_token` for many concurrent tasks with one machine. See
+/// the [module docs](self).
+pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static = Machine> {
+    coordinator: Arc<Coordinator<TokioRuntime<S, E>, M>>,
+    /// Each thread's copies of the tokens this refresher holds.
+    hot: HotCache,
+    /// The clock the hot path compares expiries with, ticked by a thread
+    /// of its own (see [`clock`]).
+    coarse_clock: Arc<CoarseClock>,
+}
+
+impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
+    /// A refresher running baton's [`Machine`] with `config`.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(config: Config, store: S, endpoint: E) -> Self {
+        Refresher::with_machine(Machine::new(config), store, endpoint)
+    }
+}
+
+impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresher<S, E, M> {
+    /// A refresher running any [`RefreshMachine`] — baton's, or a model of
+    /// a historical algorithm to reproduce its failure on real
+    /// infrastructure.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn with_machine(machine: M, store: S, endpoint: E) -> Self {
+        Refresher::with_clock(machine, store, endpoint, wall_clock)
+    }
+
+    /// As [`Refresher::with_machine`], reading time from `clock` instead of
+    /// the wall clock (replicas with skewed clocks, in tests).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn with_clock(machine: M, store: S, endpoint: E, clock: fn() -> Timestamp) -> Self {
+        let runtime = TokioRuntime {
+            store: Arc::new(store),
+            endpoint: Arc::new(endpoint),
+            handle: Handle::current(),
+            clock,
+        };
+        Refresher {
+            coordinator: Coordinator::new(runtime, machine),
+            hot: HotCache::default(),
+            coarse_clock: CoarseClock::start(clock),
+        }
+    }
+
+    /// The hot path: a token this thread already copied, if the machine's
+    /// answer cannot have changed since; else the machine's cached token
+    /// (under its lock), copied for next time.
+    #[inline]
+    fn hot_token(&self, link: &LinkId) -> Option<AccessGrant> {
+        // The epoch is read before the machine is asked: a copy is never
+        // tagged with an epoch newer than the state it was taken from.
+        let epoch = self.coordinator.epoch();
+        let now = self.coarse_clock.now();
+        if let Some(grant) = self.hot.get(link, epoch, now) {
+            return Some(grant);
+        }
+        let (grant, until) = self.coordinator.cached_token(link)?;
+        self.hot.put(link, epoch, until, &grant);
+        Some(grant)
+    }
+
+    /// A live access token for `link`: from this process's memory when it
+    /// holds one, otherwise from the store or a refresh that this call
+    /// starts or joins.
+    ///
+    /// Cancel-safe: dropping the future withdraws this caller; a refresh in
+    /// flight goes on and its tokens are persisted.
+    pub async fn access_token(&self, link: &LinkId) -> Result<AccessGrant, RefreshError> {
+        if let Some(grant) = self.hot_token(link) {
+            return Ok(grant);
+        }
+        let span = tracing::info_span!(
+            "baton.refresh",
+            provider = link.provider(),
+            user = link.user(),
+            outcome = tracing::field::Empty,
+        );
+        async {
+            let (sender, receiver) = oneshot::channel();
+            let ticket = self.coordinator.request(link.clone(), OneshotReply(sender));
+            let answer = match receiver.await {
+                Ok(answer) => {
+                    ticket.answered();
+                    answer
+                }
+                Err(_) => {
+                    drop(ticket);
+                    // The coordinator dropped the reply unanswered: only a
+                    // panic inside the machine's lock does that.
+                    Err(RefreshError::Temporary(
+                        TemporaryReason::ProviderUnavailable {
+                            detail: "the refresh machine failed while handling this request".into(),
+                        },
+                    ))
+                }
+            };
+            let span = tracing::Span::current();
+            match &answer {
+                Ok(_) => span.record("outcome", "token"),
+                Err(error) => span.record("outcome", tracing::field::display(error)),
+            };
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs `f` on the machine, under its lock: for inspection and tests.
+    pub fn with_machine_state<T>(&self, f: impl FnOnce(&M) -> T) -> T {
+        self.coordinator.with_machine(f)
+    }
+
+    /// Waits until nothing is under way in this process — no store call or
+    /// exchange outstanding, no caller waiting, no timer armed — polling
+    /// every millisecond: for shutdown, and for tests that check what was
+    /// persisted after callers went away. Works for any machine.
+    pub async fn settled(&self) {
+        while !self.coordinator.is_settled() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The store this refresher writes to.
+    pub fn store(&self) -> &S {
+        &self.coordinator.runtime().store
+    }
+
+    /// The token endpoint this refresher presents refresh tokens to.
+    pub fn endpoint(&self) -> &E {
+        &self.coordinator.runtime().endpoint
+    }
+}
+
+impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> fmt::Debug
+    for Refresher<S, E, M>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refresher").finish_non_exhaustive()
+    }
+}
