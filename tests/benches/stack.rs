@@ -147,18 +147,23 @@ fn real_stack(_: &mut Criterion) {
         let idp = FakeIdp::start(ProviderModel::SingleUse, HOUR).await;
         idp.set_latency(Duration::from_millis(50));
         // The floor: one caller alone, same stack, same IdP latency: what a
-        // refresh costs before any herd (read, lease, exchange, write).
-        let lone = LinkId::new("github", "lone");
-        seed(&db, &idp, &lone).await;
-        expire(&db, &lone).await;
+        // refresh costs before any herd (read, lease, exchange, write). A
+        // first refresh warms the HTTP connection, as a running service's is.
+        let http = endpoint(&idp);
         let alone = Refresher::new(
             Config::builder(OwnerId::new("lone")).build().unwrap(),
             PgStore::new(db.pool().clone()),
-            endpoint(&idp),
+            http.clone(),
         );
-        let began = Instant::now();
-        alone.access_token(&lone).await.unwrap();
-        let lone_latency = began.elapsed();
+        let mut lone_latency = Duration::ZERO;
+        for user in ["warm-up", "lone"] {
+            let lone = LinkId::new("github", user);
+            seed(&db, &idp, &lone).await;
+            expire(&db, &lone).await;
+            let began = Instant::now();
+            alone.access_token(&lone).await.unwrap();
+            lone_latency = began.elapsed();
+        }
 
         let link = LinkId::new("github", "herd");
         seed(&db, &idp, &link).await;
@@ -166,7 +171,7 @@ fn real_stack(_: &mut Criterion) {
         let refresher = Arc::new(Refresher::new(
             Config::builder(OwnerId::new("herd")).build().unwrap(),
             PgStore::new(db.pool().clone()),
-            endpoint(&idp),
+            http,
         ));
         let mut tasks = Vec::new();
         for _ in 0..10_000 {
@@ -184,8 +189,8 @@ fn real_stack(_: &mut Criterion) {
         latencies.sort();
         let goal = Duration::from_millis(51) + 2 * round_trip;
         println!(
-            "herd: 10000 tasks, exchanges {}, p50 {:?}, p99 {:?}, max {:?}; goal p99 <= {:?} (IdP 50 ms + 2 x Postgres round trip {:?} + 1 ms); one caller alone on the same stack: {:?}",
-            idp.exchanges() - 1,
+            "herd: 10000 tasks, exchanges {}, p50 {:?}, p99 {:?}, max {:?}; goal p99 <= {:?} (IdP 50 ms + 2 x Postgres round trip {:?} + 1 ms); one caller alone on the same warm stack: {:?}",
+            idp.exchanges() - 2,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             latencies[latencies.len() - 1],

@@ -13,7 +13,9 @@
 //! and reads no clock: each thread keeps its own copy of the token, valid
 //! while the coordinator's epoch (bumped by every input the machine
 //! handles) has not moved and the expiry margin has not been reached by a
-//! clock that a task of the refresher's ticks every few milliseconds.
+//! coarse clock that an OS thread ticks every few milliseconds (see
+//! `clock.rs` for why not a task). The copies belong to the refresher and
+//! are freed with it.
 //!
 //! Dropping the future of `access_token` withdraws that caller only: the
 //! exchange and the write it started run to completion in their own tasks,
