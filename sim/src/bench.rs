@@ -54,6 +54,7 @@ pub fn efforts(
         max_states: scenario.max_states,
         shard: None,
         invariants: invariants.clone(),
+        reduce: true,
     };
     out.push(explore(&spec, &options, &mut |_| {}).ok().map(|e| Effort {
         runs: e.stats.states as u64,

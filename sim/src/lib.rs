@@ -18,6 +18,7 @@ pub mod concurrent;
 pub mod explore;
 pub mod invariants;
 pub mod randomized;
+pub mod reduction;
 pub mod report;
 pub mod run;
 pub mod scenario;

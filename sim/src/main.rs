@@ -98,6 +98,9 @@ enum Command {
         /// Which checkers run: explore, loom, shuttle, proptest, or all (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "explore")]
         checker: Vec<String>,
+        /// Explore every step in every state: no partial-order reduction.
+        #[arg(long)]
+        no_reduction: bool,
         #[command(flatten)]
         budgets: BudgetArgs,
     },
@@ -119,6 +122,9 @@ enum Command {
         /// proptest, on the scenarios loom and shuttle apply to.
         #[arg(long)]
         checkers: bool,
+        /// Explore every step in every state: no partial-order reduction.
+        #[arg(long)]
+        no_reduction: bool,
         #[command(flatten)]
         budgets: BudgetArgs,
     },
@@ -145,6 +151,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             out,
             verbose,
             checker,
+            no_reduction,
             budgets,
         } => {
             let options = CheckOptions {
@@ -155,6 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 progress: matches!(format, Format::Human),
                 checkers: parse_checkers(&checker)?,
                 budgets: budgets.budgets(),
+                reduce: !no_reduction,
             };
             let results = check_all(&paths, &options)?;
             match format {
@@ -185,15 +193,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             algorithm,
             checkers: true,
             budgets,
+            ..
         } => {
             compare_checkers(&paths, &algorithm, &budgets.budgets())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
-            paths, algorithm, ..
+            paths,
+            algorithm,
+            no_reduction,
+            ..
         } => {
             let options = CheckOptions {
                 algorithms: algorithm,
+                reduce: !no_reduction,
                 ..CheckOptions::explore(std::env::temp_dir().join("baton-bench"))
             };
             let results = check_all(&paths, &options)?;

@@ -133,6 +133,8 @@ pub struct CheckOptions {
     pub checkers: Vec<Checker>,
     /// Their budgets.
     pub budgets: Budgets,
+    /// Partial-order reduction in the explorer (on unless measuring it).
+    pub reduce: bool,
 }
 
 impl CheckOptions {
@@ -146,6 +148,7 @@ impl CheckOptions {
             progress: false,
             checkers: vec![Checker::Explore],
             budgets: Budgets::default(),
+            reduce: true,
         }
     }
 }
@@ -181,6 +184,7 @@ pub fn check_one(
         max_states: options.max_states.unwrap_or(scenario.max_states),
         shard: options.shard,
         invariants: scenario.invariants.clone(),
+        reduce: options.reduce,
     };
     let label = format!("{} × {algorithm}", scenario.name);
     let mut bar: Option<indicatif::ProgressBar> = None;
