@@ -4,6 +4,11 @@
 //! (done by [`World::actions`]), partial-order reduction of steps that
 //! commute (see [`crate::reduction`]), a hard state budget, and sharding.
 //!
+//! Each breadth-first level is expanded in fixed chunks on every core
+//! (rayon); states are numbered and checked in the same order as a
+//! one-by-one search would, so verdicts, counts and counterexamples do not
+//! depend on the number of cores.
+//!
 //! Breadth-first order makes the first violation found a shortest one in
 //! the graph explored: with partial-order reduction on, a run may be a few
 //! steps longer than the shortest in the full graph, since a reduced state
@@ -13,6 +18,8 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
 
 use crate::invariants::{Invariant, Moment};
 use crate::reduction::commuting_step;
@@ -169,6 +176,57 @@ struct Node {
     action: Option<Action>,
 }
 
+/// States expanded per parallel round: enough to keep every core busy,
+/// few enough that a round's successors fit in memory.
+const CHUNK: usize = 1024;
+
+/// One state's successors not seen before the round, each with its
+/// fingerprint.
+struct Expansion {
+    successors: Vec<(Action, World, u128)>,
+    /// Steps taken, including those to states seen before the round.
+    transitions: u64,
+    /// Whether one commuting step stood for all of them.
+    reduced: bool,
+}
+
+/// The successors of `world`: one commuting step if the reduction finds
+/// one whose result is not yet `visited` (the cycle proviso: a commuting
+/// step that led back to a known state could be postponed forever, so
+/// such a state is expanded in full), else every step.
+fn expand(world: &World, spec: &WorldSpec, reduce: bool, visited: &HashSet<u128>) -> Expansion {
+    if reduce {
+        if let Some((action, next)) = commuting_step(world, spec) {
+            let print = fingerprint(&next);
+            if !visited.contains(&print) {
+                return Expansion {
+                    successors: vec![(action, next, print)],
+                    transitions: 1,
+                    reduced: true,
+                };
+            }
+        }
+    }
+    let actions = world.actions(spec);
+    let transitions = actions.len() as u64;
+    // Successors seen before are dropped here, on this core: freeing a
+    // world costs about as much as building one.
+    let successors = actions
+        .into_iter()
+        .filter_map(|action| {
+            let mut next = world.clone();
+            next.apply(spec, action, None);
+            let print = fingerprint(&next);
+            (!visited.contains(&print)).then_some((action, next, print))
+        })
+        .collect();
+    Expansion {
+        successors,
+        transitions,
+        reduced: false,
+    }
+}
+
 fn path(nodes: &[Node], mut index: u32) -> Vec<Action> {
     let mut actions = Vec::new();
     while let Some(action) = nodes[index as usize].action {
@@ -230,62 +288,67 @@ pub fn explore(
             }
         }
         let mut next_frontier = Vec::new();
-        for (node, world) in frontier {
-            // The cycle proviso: a commuting step leading back to a known
-            // state could be postponed forever, so such a state is expanded
-            // in full.
-            let single = if options.reduce {
-                commuting_step(&world, spec)
-                    .filter(|(_, next)| !visited.contains(&fingerprint(next)))
-            } else {
-                None
-            };
-            let actions = match single {
-                Some(_) => {
-                    stats.reduced += 1;
-                    Vec::new()
+        // Each chunk is expanded and fingerprinted on every core, its new
+        // states are numbered in order on one, and then checked on every
+        // core again. The outcome does not depend on the number of cores:
+        // the chunks are fixed, and within one the first violation in
+        // order wins, as in a one-by-one search.
+        for chunk in frontier.chunks(CHUNK) {
+            let expanded: Vec<Expansion> = chunk
+                .par_iter()
+                .map(|(_, world)| expand(world, spec, options.reduce, &visited))
+                .collect();
+            let first_new = next_frontier.len();
+            let mut budget_spent = false;
+            let mut seen_in_round = Vec::new();
+            'chunk: for ((node, _), expansion) in chunk.iter().zip(expanded) {
+                stats.reduced += usize::from(expansion.reduced);
+                stats.transitions += expansion.transitions;
+                for (action, next, print) in expansion.successors {
+                    if !visited.insert(print) {
+                        seen_in_round.push(next);
+                        continue;
+                    }
+                    let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
+                    nodes.push(Node {
+                        parent: *node,
+                        action: Some(action),
+                    });
+                    stats.states += 1;
+                    stats.max_depth = depth + 1;
+                    next_frontier.push((index, next));
+                    if stats.states >= options.max_states {
+                        budget_spent = true;
+                        break 'chunk;
+                    }
                 }
-                None => world.actions(spec),
-            };
-            let successors = single.into_iter().chain(actions.into_iter().map(|action| {
-                let mut next = world.clone();
-                next.apply(spec, action, None);
-                (action, next)
-            }));
-            for (action, next) in successors {
-                stats.transitions += 1;
-                if !visited.insert(fingerprint(&next)) {
-                    continue;
-                }
-                let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
-                nodes.push(Node {
-                    parent: node,
-                    action: Some(action),
-                });
-                stats.states += 1;
-                stats.max_depth = depth + 1;
-                if let Some((invariant, reason)) = check(&next, spec, &options.invariants) {
-                    let actions = path(&nodes, index);
-                    return finish(
-                        Verdict::Violated(Counterexample {
-                            invariant,
-                            reason,
-                            actions,
-                        }),
-                        stats,
-                    );
-                }
-                if stats.states >= options.max_states {
-                    return finish(Verdict::BudgetExhausted, stats);
-                }
-                if stats.states % 8192 == 0 {
-                    stats.elapsed = started.elapsed();
-                    progress(&stats);
-                }
-                next_frontier.push((index, next));
             }
+            seen_in_round.into_par_iter().for_each(drop);
+            let broken = next_frontier[first_new..]
+                .par_iter()
+                .find_map_first(|(index, next)| {
+                    check(next, spec, &options.invariants).map(|broken| (*index, broken))
+                });
+            if let Some((index, (invariant, reason))) = broken {
+                let actions = path(&nodes, index);
+                return finish(
+                    Verdict::Violated(Counterexample {
+                        invariant,
+                        reason,
+                        actions,
+                    }),
+                    stats,
+                );
+            }
+            if budget_spent {
+                return finish(Verdict::BudgetExhausted, stats);
+            }
+            stats.elapsed = started.elapsed();
+            progress(&stats);
         }
-        frontier = next_frontier;
+        std::mem::replace(&mut frontier, next_frontier)
+            .into_par_iter()
+            .for_each(drop);
         depth += 1;
     }
     finish(Verdict::Holds, stats)

@@ -11,6 +11,12 @@ use baton_sim::scenario::load_all;
 use baton_sim::zoo::Algorithm;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The explorer builds and frees millions of small worlds on every core;
+/// glibc's allocator spent a third of its time on that, and serialised
+/// the cores on frees of memory another thread allocated.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "baton",
