@@ -7,7 +7,7 @@
 //! budget that runs out gives [`Verdict::BudgetExhausted`] — never "holds".
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::invariants::{Invariant, Moment};
@@ -121,17 +121,55 @@ pub struct Exploration {
     pub stats: Stats,
 }
 
-/// A 128-bit fingerprint of a world. Two fingerprints from differently
-/// keyed SipHash runs make a collision among a few million states
+/// Computes 128-bit fingerprints of worlds: the world's `Hash` bytes are
+/// gathered into a buffer reused from world to world, then hashed in one
+/// pass of XXH3-128. A collision among a few million states is
 /// astronomically unlikely.
-fn fingerprint(world: &World) -> u128 {
-    let mut a = DefaultHasher::new();
-    world.hash(&mut a);
-    let mut b = DefaultHasher::new();
-    0xba70_u16.hash(&mut b);
-    world.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+#[derive(Default)]
+struct Fingerprinter {
+    bytes: Vec<u8>,
 }
+
+impl Fingerprinter {
+    fn of(&mut self, world: &World) -> u128 {
+        self.bytes.clear();
+        world.hash(&mut Gather(&mut self.bytes));
+        xxhash_rust::xxh3::xxh3_128(&self.bytes)
+    }
+}
+
+/// A `Hasher` that only collects what it is fed.
+struct Gather<'a>(&'a mut Vec<u8>);
+
+impl Hasher for Gather<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+    fn finish(&self) -> u64 {
+        unreachable!("a gathered world is hashed by the fingerprinter")
+    }
+}
+
+/// Hashes the fingerprints in the visited set: they are hashes already, so
+/// their low bits serve as they are.
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Visited = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
 
 /// Checks every invariant in `invariants` on `world`.
 pub fn check(
@@ -195,8 +233,10 @@ pub fn explore(
             stats,
         );
     }
-    let mut visited: HashSet<u128> = HashSet::new();
-    visited.insert(fingerprint(&initial));
+    let mut visited = Visited::default();
+    visited.reserve(options.max_states.min(1 << 22));
+    let mut fingerprinter = Fingerprinter::default();
+    visited.insert(fingerprinter.of(&initial));
     let mut nodes = vec![Node {
         parent: 0,
         action: None,
@@ -224,7 +264,7 @@ pub fn explore(
                 stats.transitions += 1;
                 let mut next = world.clone();
                 next.apply(spec, action, None);
-                if !visited.insert(fingerprint(&next)) {
+                if !visited.insert(fingerprinter.of(&next)) {
                     continue;
                 }
                 let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;

@@ -2,11 +2,12 @@
 //! with the fault the adversary injects into it, if any.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use baton_core::{Effect, Input, RefreshToken, ValidationOutcome};
 use baton_fakes::{ProviderFault, StoreFault};
 
-use super::{describe_effect, describe_input, describe_outcome, Fault, Message, World};
+use super::{describe_effect, describe_input, describe_outcome, Fault, Message, Notes, World};
 use crate::spec::WorldSpec;
 
 impl World {
@@ -15,7 +16,7 @@ impl World {
         spec: &WorldSpec,
         message: Message,
         fault: Option<Fault>,
-        note: &mut impl FnMut(String, String, String),
+        note: &mut Notes<'_>,
     ) {
         let Message::Sent {
             replica,
@@ -33,24 +34,26 @@ impl World {
                     Some(Fault::StoreReadFailed) => {
                         self.budget.store_read_failures -= 1;
                         self.used.store_failure = true;
-                        self.store.inject(StoreFault::FailNextRead);
+                        Arc::make_mut(&mut self.store).inject(StoreFault::FailNextRead);
                     }
                     Some(Fault::StoreWriteFailed { applied }) => {
                         self.budget.store_write_failures -= 1;
                         self.used.store_failure = true;
-                        self.store.inject(StoreFault::FailNextWrite { applied });
+                        Arc::make_mut(&mut self.store)
+                            .inject(StoreFault::FailNextWrite { applied });
                     }
                     _ => {}
                 }
-                let input = self
-                    .store
+                let input = Arc::make_mut(&mut self.store)
                     .carry_out(&effect)
                     .expect("store effects get a store result");
-                note(
-                    format!("r{replica}"),
-                    "store".into(),
-                    format!("{} → {}", describe_effect(&effect), describe_input(&input)),
-                );
+                note.add(|| {
+                    (
+                        format!("r{replica}"),
+                        "store".into(),
+                        format!("{} → {}", describe_effect(&effect), describe_input(&input)),
+                    )
+                });
                 let _ = link;
                 if matches!(effect, Effect::ReadLink { .. }) {
                     // The row travels back while the world goes on.
@@ -100,9 +103,11 @@ impl World {
                     .live_refresh_tokens(link)
                     .into_iter()
                     .collect();
-                let outcome = self
-                    .provider
-                    .exchange(self.now, refresh_token, provider_fault);
+                let outcome = Arc::make_mut(&mut self.provider).exchange(
+                    self.now,
+                    refresh_token,
+                    provider_fault,
+                );
                 let delivered =
                     !orphaned && !matches!(fault, Some(Fault::LostReply | Fault::RotatedThen5xx));
                 if !delivered {
@@ -118,15 +123,17 @@ impl World {
                 } else {
                     ""
                 };
-                note(
-                    format!("r{replica}"),
-                    "provider".into(),
-                    format!(
-                        "presents {}{zombie} → {}",
-                        refresh_token.expose_secret(),
-                        describe_outcome(&outcome)
-                    ),
-                );
+                note.add(|| {
+                    (
+                        format!("r{replica}"),
+                        "provider".into(),
+                        format!(
+                            "presents {}{zombie} → {}",
+                            refresh_token.expose_secret(),
+                            describe_outcome(&outcome)
+                        ),
+                    )
+                });
                 if orphaned {
                     return;
                 }
@@ -166,11 +173,13 @@ impl World {
                         reason: "API answered 401".into(),
                     }
                 };
-                note(
-                    format!("r{replica}"),
-                    "api".into(),
-                    format!("validates {} → {outcome:?}", access_token.expose_secret()),
-                );
+                note.add(|| {
+                    (
+                        format!("r{replica}"),
+                        "api".into(),
+                        format!("validates {} → {outcome:?}", access_token.expose_secret()),
+                    )
+                });
                 self.feed(
                     spec,
                     r,

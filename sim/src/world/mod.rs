@@ -18,6 +18,7 @@
 //! re-exported here.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use baton_core::{LinkId, RefreshMachine, RefreshToken, StoreFailure, Timestamp};
 use baton_fakes::{FakeProvider, InMemoryStore};
@@ -45,9 +46,9 @@ pub struct World {
     /// The callers, replica-major.
     pub callers: Vec<Caller>,
     /// The shared store.
-    pub store: InMemoryStore,
+    pub store: Arc<InMemoryStore>,
     /// The provider.
-    pub provider: FakeProvider,
+    pub provider: Arc<FakeProvider>,
     /// Messages in flight, oldest first.
     pub messages: Vec<Message>,
     /// Faults the adversary may still inject.
@@ -90,7 +91,7 @@ impl World {
         for r in 0..usize::from(spec.replicas) {
             let config = spec.config(r, 0).map_err(|e| e.to_string())?;
             replicas.push(Replica {
-                machine: spec.algorithm.machine(config),
+                machine: Arc::new(spec.algorithm.machine(config)),
                 incarnation: 0,
                 touched: false,
             });
@@ -113,8 +114,8 @@ impl World {
             now: Timestamp::ZERO + spec.timing.access_lifetime,
             replicas,
             callers,
-            store,
-            provider,
+            store: Arc::new(store),
+            provider: Arc::new(provider),
             messages: Vec::new(),
             budget: spec.faults,
             used: FaultsUsed::default(),
@@ -149,6 +150,21 @@ impl World {
                 .replicas
                 .iter()
                 .all(|r| r.machine.poll_timeout().is_none())
+    }
+}
+
+/// Where a step's log entries go, if anywhere. Entries are built only when
+/// someone reads them: the explorer takes millions of steps with no log.
+struct Notes<'a>(Option<&'a mut StepLog>);
+
+impl Notes<'_> {
+    /// Records what `entry` describes (`from`, `to`, `text`), building it
+    /// only if a log is kept.
+    fn add(&mut self, entry: impl FnOnce() -> (String, String, String)) {
+        if let Some(log) = self.0.as_deref_mut() {
+            let (from, to, text) = entry();
+            log.entries.push(LogEntry { from, to, text });
+        }
     }
 }
 

@@ -2,11 +2,13 @@
 //! kind of step — feeding a machine an input and routing its effects, a
 //! crash, an answer reaching its caller.
 
+use std::sync::Arc;
+
 use baton_core::{CallerId, Effect, ExchangeOutcome, Input, RefreshError, RefreshMachine};
 
 use super::{
-    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, LogEntry,
-    Message, StepLog, World,
+    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Notes,
+    StepLog, World,
 };
 use crate::spec::WorldSpec;
 
@@ -25,12 +27,8 @@ impl World {
         });
     }
 
-    fn step(&mut self, spec: &WorldSpec, action: Action, mut log: Option<&mut StepLog>) {
-        let mut note = |from: String, to: String, text: String| {
-            if let Some(log) = log.as_deref_mut() {
-                log.entries.push(LogEntry { from, to, text });
-            }
-        };
+    fn step(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
+        let mut note = Notes(log);
         match action {
             Action::Request { caller } => {
                 let c = &mut self.callers[usize::from(caller)];
@@ -41,11 +39,13 @@ impl World {
                     self.links[usize::from(c.link)].clone(),
                 );
                 self.replicas[replica].touched = true;
-                note(
-                    caller_name(self, caller),
-                    format!("r{replica}"),
-                    format!("asks for a token for {link}"),
-                );
+                note.add(|| {
+                    (
+                        caller_name(self, caller),
+                        format!("r{replica}"),
+                        format!("asks for a token for {link}"),
+                    )
+                });
                 let input = Input::TokenRequested {
                     caller: CallerId(u64::from(caller)),
                     link,
@@ -63,20 +63,24 @@ impl World {
                     outcome,
                     ..
                 } => {
-                    note(
-                        "provider".into(),
-                        format!("r{replica}"),
-                        format!("reply: {}", describe_outcome(&outcome)),
-                    );
+                    note.add(|| {
+                        (
+                            "provider".into(),
+                            format!("r{replica}"),
+                            format!("reply: {}", describe_outcome(&outcome)),
+                        )
+                    });
                     let input = Input::ExchangeFinished { id, outcome };
                     self.feed(spec, usize::from(replica), input, &mut note);
                 }
                 Message::ReadReply { replica, input, .. } => {
-                    note(
-                        "store".into(),
-                        format!("r{replica}"),
-                        format!("read reply: {}", describe_input(&input)),
-                    );
+                    note.add(|| {
+                        (
+                            "store".into(),
+                            format!("r{replica}"),
+                            format!("read reply: {}", describe_input(&input)),
+                        )
+                    });
                     self.feed(spec, usize::from(replica), input, &mut note);
                 }
                 _ => unreachable!("Receive is offered for replies only"),
@@ -130,12 +134,14 @@ impl World {
                 self.now = self
                     .now
                     .max(self.world_time(spec, usize::from(replica), deadline));
-                note(
+                note.add(|| {
+                    (
                     format!("r{replica}"),
                     format!("r{replica}"),
                     "gives up waiting for the provider's reply (deadline passed): outcome unknown"
                         .into(),
-                );
+                )
+                });
                 let input = Input::ExchangeFinished {
                     id,
                     outcome: ExchangeOutcome::OutcomeUnknown,
@@ -152,11 +158,13 @@ impl World {
                     self.used.clock_jump = true;
                 }
                 self.now = at;
-                note(
-                    format!("r{replica}"),
-                    format!("r{replica}"),
-                    format!("timer fires at {}", self.now),
-                );
+                note.add(|| {
+                    (
+                        format!("r{replica}"),
+                        format!("r{replica}"),
+                        format!("timer fires at {}", self.now),
+                    )
+                });
                 self.feed(spec, r, Input::TimerExpired, &mut note);
             }
             Action::AdvanceClock => {
@@ -164,11 +172,13 @@ impl World {
                 self.now = to;
                 self.budget.clock_jumps -= 1;
                 self.used.clock_jump = true;
-                note(
-                    "clock".into(),
-                    "clock".into(),
-                    format!("time jumps to {to} (a stall)"),
-                );
+                note.add(|| {
+                    (
+                        "clock".into(),
+                        "clock".into(),
+                        format!("time jumps to {to} (a stall)"),
+                    )
+                });
             }
             Action::Crash { replica } => self.crash(spec, usize::from(replica), &mut note),
             Action::Cancel { caller } => {
@@ -178,11 +188,13 @@ impl World {
                 let replica = usize::from(c.replica);
                 self.budget.cancels -= 1;
                 self.used.cancel = true;
-                note(
-                    caller_name(self, caller),
-                    format!("r{replica}"),
-                    "goes away (request cancelled)".into(),
-                );
+                note.add(|| {
+                    (
+                        caller_name(self, caller),
+                        format!("r{replica}"),
+                        "goes away (request cancelled)".into(),
+                    )
+                });
                 let input = Input::CallerGone {
                     caller: CallerId(u64::from(caller)),
                 };
@@ -191,7 +203,7 @@ impl World {
         }
     }
 
-    fn crash(&mut self, spec: &WorldSpec, r: usize, note: &mut impl FnMut(String, String, String)) {
+    fn crash(&mut self, spec: &WorldSpec, r: usize, note: &mut Notes<'_>) {
         self.budget.crashes -= 1;
         self.used.crash = true;
         let old = self.replicas[r].incarnation;
@@ -199,7 +211,7 @@ impl World {
         let config = spec
             .config(r, incarnation)
             .expect("the spec's configuration was checked at the start");
-        self.replicas[r].machine = spec.algorithm.machine(config);
+        self.replicas[r].machine = Arc::new(spec.algorithm.machine(config));
         self.replicas[r].incarnation = incarnation;
         let mut lost = Vec::new();
         self.messages.retain_mut(|m| {
@@ -233,39 +245,37 @@ impl World {
                 caller.died = true;
             }
         }
-        note(
-            format!("r{r}"),
-            format!("r{r}"),
-            format!("crashes and restarts as incarnation {incarnation}: its memory is gone"),
-        );
+        note.add(|| {
+            (
+                format!("r{r}"),
+                format!("r{r}"),
+                format!("crashes and restarts as incarnation {incarnation}: its memory is gone"),
+            )
+        });
     }
 
-    pub(super) fn feed(
-        &mut self,
-        spec: &WorldSpec,
-        r: usize,
-        input: Input,
-        note: &mut impl FnMut(String, String, String),
-    ) {
+    pub(super) fn feed(&mut self, spec: &WorldSpec, r: usize, input: Input, note: &mut Notes<'_>) {
         let local = shift(self.now, spec.skew(r));
         let replica = &mut self.replicas[r];
-        if let Err(error) = replica.machine.handle_input(local, input) {
+        if let Err(error) = Arc::make_mut(&mut replica.machine).handle_input(local, input) {
             panic!("the world fed r{r} an input it refused: {error}");
         }
         let incarnation = replica.incarnation;
         let mut effects = Vec::new();
-        while let Some(effect) = self.replicas[r].machine.poll_output() {
+        while let Some(effect) = Arc::make_mut(&mut self.replicas[r].machine).poll_output() {
             effects.push(effect);
         }
         for effect in effects {
             if let Effect::Answer { caller, result, .. } = effect {
                 self.answer(caller, result, note);
             } else {
-                note(
-                    format!("r{r}"),
-                    format!("r{r}"),
-                    format!("sends {}", describe_effect(&effect)),
-                );
+                note.add(|| {
+                    (
+                        format!("r{r}"),
+                        format!("r{r}"),
+                        format!("sends {}", describe_effect(&effect)),
+                    )
+                });
                 self.messages.push(Message::Sent {
                     replica: r as u8,
                     incarnation,
@@ -280,20 +290,22 @@ impl World {
         &mut self,
         caller: CallerId,
         result: Result<baton_core::AccessGrant, RefreshError>,
-        note: &mut impl FnMut(String, String, String),
+        note: &mut Notes<'_>,
     ) {
         let index = usize::try_from(caller.0).expect("caller ids are indices");
         let link = self.links[usize::from(self.callers[index].link)].clone();
         let judged = crate::invariants::judge_answer(&*self, &link, &result);
         let replica = format!("r{}", self.callers[index].replica);
-        note(
-            replica,
-            caller_name(self, caller.0 as u16),
-            match &result {
-                Ok(grant) => format!("gets access token {}", grant.token.expose_secret()),
-                Err(error) => format!("gets an error: {error}"),
-            },
-        );
+        note.add(|| {
+            (
+                replica,
+                caller_name(self, caller.0 as u16),
+                match &result {
+                    Ok(grant) => format!("gets access token {}", grant.token.expose_secret()),
+                    Err(error) => format!("gets an error: {error}"),
+                },
+            )
+        });
         let c = &mut self.callers[index];
         c.waiting = false;
         if c.bad.is_none() {

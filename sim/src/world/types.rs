@@ -3,6 +3,8 @@
 //! run has used, and the log entries a step leaves for timelines.
 
 use baton_core::{Effect, EffectId, ExchangeOutcome, Input, LinkId, RefreshError, Timestamp};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::zoo::AnyMachine;
@@ -10,8 +12,9 @@ use crate::zoo::AnyMachine;
 /// A process: one machine, and which incarnation of it this is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
-    /// The refresh machine (baton's, or a historical model).
-    pub machine: AnyMachine,
+    /// The refresh machine (baton's, or a historical model). Shared between
+    /// worlds until one of them feeds it: most steps touch one replica.
+    pub machine: Arc<AnyMachine>,
     /// Bumped by every crash; leases name it.
     pub incarnation: u32,
     /// Whether any caller of this replica has made a request yet.
