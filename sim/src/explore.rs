@@ -191,6 +191,9 @@ pub fn check(
     None
 }
 
+/// Worlds per chunk of a frontier level.
+const CHUNK: usize = 4096;
+
 struct Node {
     parent: u32,
     action: Option<Action>,
@@ -241,7 +244,9 @@ pub fn explore(
         parent: 0,
         action: None,
     }];
-    let mut frontier: Vec<(u32, World)> = vec![(0, initial)];
+    // Each level is kept in chunks, so that a wide level grows without
+    // copying the worlds already in it.
+    let mut frontier: Vec<Vec<(u32, World)>> = vec![vec![(0, initial)]];
     let mut split = options.shard.is_none();
     let mut depth = 0;
     while !frontier.is_empty() {
@@ -249,17 +254,20 @@ pub fn explore(
             let shard = options.shard.expect("unsplit only when sharding");
             // Split once the frontier is wide enough to share out; every
             // shard computed the same frontier up to here.
-            if frontier.len() >= 4 * shard.count as usize {
+            let width: usize = frontier.iter().map(Vec::len).sum();
+            if width >= 4 * shard.count as usize {
                 let mut position = 0;
-                frontier.retain(|_| {
-                    position += 1;
-                    (position - 1) % shard.count == shard.index
-                });
+                for chunk in &mut frontier {
+                    chunk.retain(|_| {
+                        position += 1;
+                        (position - 1) % shard.count == shard.index
+                    });
+                }
                 split = true;
             }
         }
-        let mut next_frontier = Vec::new();
-        for (node, world) in frontier {
+        let mut next_frontier: Vec<Vec<(u32, World)>> = Vec::new();
+        for (node, world) in frontier.into_iter().flatten() {
             for action in world.actions(spec) {
                 stats.transitions += 1;
                 let mut next = world.clone();
@@ -292,7 +300,14 @@ pub fn explore(
                     stats.elapsed = started.elapsed();
                     progress(&stats);
                 }
-                next_frontier.push((index, next));
+                match next_frontier.last_mut() {
+                    Some(chunk) if chunk.len() < CHUNK => chunk.push((index, next)),
+                    _ => {
+                        let mut chunk = Vec::with_capacity(CHUNK);
+                        chunk.push((index, next));
+                        next_frontier.push(chunk);
+                    }
+                }
             }
         }
         frontier = next_frontier;

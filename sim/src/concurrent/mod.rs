@@ -224,7 +224,7 @@ pub fn initial(
     Ok((
         std::sync::Arc::unwrap_or_clone(world.store),
         std::sync::Arc::unwrap_or_clone(world.provider),
-        world.links,
+        world.links.to_vec(),
         world.now,
     ))
 }

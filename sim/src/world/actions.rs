@@ -193,7 +193,7 @@ impl World {
     /// lease or access token expiring in the store, an exchange deadline.
     pub fn next_event(&self) -> Option<Timestamp> {
         let mut times = Vec::new();
-        for link in &self.links {
+        for link in self.links.iter() {
             if let Some(row) = self.store.row(link) {
                 if let Some(lease) = &row.lease {
                     times.push(lease.expires_at);

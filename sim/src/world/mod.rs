@@ -58,7 +58,7 @@ pub struct World {
     /// Refresh tokens the provider issued whose reply nobody received.
     pub lost_tokens: BTreeSet<RefreshToken>,
     /// The links, by index.
-    pub links: Vec<LinkId>,
+    pub links: Arc<[LinkId]>,
 }
 
 impl World {
@@ -120,7 +120,7 @@ impl World {
             budget: spec.faults,
             used: FaultsUsed::default(),
             lost_tokens: BTreeSet::new(),
-            links,
+            links: links.into(),
         })
     }
 

@@ -16,6 +16,9 @@ impl World {
     /// Takes one step. `log`, if given, receives a description of it.
     pub fn apply(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
         self.step(spec, action, log);
+        if self.messages.len() < 2 {
+            return;
+        }
         // Messages in flight form a set: which was sent first changes
         // nothing about what can happen next. Keeping them in a canonical
         // order lets the explorer recognise equal worlds reached by sending
