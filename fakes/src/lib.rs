@@ -55,6 +55,7 @@ pub mod idp;
 pub mod ports;
 pub mod provider;
 pub mod store;
+mod vecmap;
 
 pub use provider::{FakeProvider, Presentation, PresentationResult, ProviderFault, ProviderModel};
 pub use store::{InMemoryStore, StoreFault};

@@ -11,6 +11,8 @@
 //! deliberately invisible to equality and hashing (see [`FakeProvider`]).
 
 use std::collections::BTreeMap;
+
+use crate::vecmap::VecMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -317,7 +319,7 @@ enum Decision {
 pub struct FakeProvider {
     model: ProviderModel,
     access_lifetime: Duration,
-    families: BTreeMap<LinkId, Family>,
+    families: VecMap<LinkId, Family>,
     journal: Journal,
 }
 
@@ -328,7 +330,7 @@ impl FakeProvider {
         FakeProvider {
             model,
             access_lifetime,
-            families: BTreeMap::new(),
+            families: VecMap::new(),
             journal: Journal::default(),
         }
     }

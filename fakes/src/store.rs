@@ -6,7 +6,7 @@
 //! Like the fake providers it is part of the explorer's hashed state, so it
 //! holds the rows and the pending faults and nothing else.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 use baton_core::{CasOutcome, Effect, Input, LinkId, StoreFailure, StoredLink, Write};
 
@@ -36,7 +36,7 @@ const WRITE_FAILED: &str = "store write failed: connection reset during commit";
 /// next read and the next write.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct InMemoryStore {
-    rows: BTreeMap<LinkId, StoredLink>,
+    rows: VecMap<LinkId, StoredLink>,
     fail_next_read: bool,
     /// `Some(applied)` when the next write is to fail.
     fail_next_write: Option<bool>,

@@ -16,7 +16,7 @@
 //! [`Verdict::BudgetExhausted`] — never "holds".
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -139,17 +139,54 @@ pub struct Exploration {
     pub stats: Stats,
 }
 
-/// A 128-bit fingerprint of a world. Two fingerprints from differently
-/// keyed SipHash runs make a collision among a few million states
+/// A 128-bit fingerprint of a world: the world's `Hash` bytes are gathered
+/// into a buffer reused from world to world (one per thread), then hashed
+/// in one pass of XXH3-128. A collision among a few million states is
 /// astronomically unlikely.
 fn fingerprint(world: &World) -> u128 {
-    let mut a = DefaultHasher::new();
-    world.hash(&mut a);
-    let mut b = DefaultHasher::new();
-    0xba70_u16.hash(&mut b);
-    world.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    thread_local! {
+        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BYTES.with(|bytes| {
+        let mut bytes = bytes.borrow_mut();
+        bytes.clear();
+        world.hash(&mut Gather(&mut bytes));
+        xxhash_rust::xxh3::xxh3_128(&bytes)
+    })
 }
+
+/// A `Hasher` that only collects what it is fed.
+struct Gather<'a>(&'a mut Vec<u8>);
+
+impl Hasher for Gather<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+    fn finish(&self) -> u64 {
+        unreachable!("a gathered world is hashed by the fingerprinter")
+    }
+}
+
+/// Hashes the fingerprints in the visited set: they are hashes already, so
+/// their low bits serve as they are.
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Visited = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
 
 /// Checks every invariant in `invariants` on `world`.
 pub fn check(
@@ -194,7 +231,7 @@ struct Expansion {
 /// one whose result is not yet `visited` (the cycle proviso: a commuting
 /// step that led back to a known state could be postponed forever, so
 /// such a state is expanded in full), else every step.
-fn expand(world: &World, spec: &WorldSpec, reduce: bool, visited: &HashSet<u128>) -> Expansion {
+fn expand(world: &World, spec: &WorldSpec, reduce: bool, visited: &Visited) -> Expansion {
     if reduce {
         if let Some((action, next)) = commuting_step(world, spec) {
             let print = fingerprint(&next);
@@ -264,7 +301,8 @@ pub fn explore(
             stats,
         );
     }
-    let mut visited: HashSet<u128> = HashSet::new();
+    let mut visited = Visited::default();
+    visited.reserve(options.max_states.min(1 << 22));
     visited.insert(fingerprint(&initial));
     let mut nodes = vec![Node {
         parent: 0,

@@ -221,7 +221,12 @@ pub fn initial(
     spec: &WorldSpec,
 ) -> Result<(InMemoryStore, FakeProvider, Vec<LinkId>, Timestamp), String> {
     let world = World::initial(spec)?;
-    Ok((world.store, world.provider, world.links, world.now))
+    Ok((
+        std::sync::Arc::unwrap_or_clone(world.store),
+        std::sync::Arc::unwrap_or_clone(world.provider),
+        world.links.to_vec(),
+        world.now,
+    ))
 }
 
 /// What one run of a thread checker produced.

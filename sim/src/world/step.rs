@@ -1,0 +1,318 @@
+//! Taking one step: [`World::apply`] and the bookkeeping shared by every
+//! kind of step — feeding a machine an input and routing its effects, a
+//! crash, an answer reaching its caller.
+
+use std::sync::Arc;
+
+use baton_core::{CallerId, Effect, ExchangeOutcome, Input, RefreshError, RefreshMachine};
+
+use super::{
+    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Notes,
+    StepLog, World,
+};
+use crate::spec::WorldSpec;
+
+impl World {
+    /// Takes one step. `log`, if given, receives a description of it.
+    pub fn apply(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
+        self.step(spec, action, log);
+        if self.messages.len() < 2 {
+            return;
+        }
+        // Messages in flight form a set: which was sent first changes
+        // nothing about what can happen next. Keeping them in a canonical
+        // order lets the explorer recognise equal worlds reached by sending
+        // in different orders.
+        self.messages.sort_by_cached_key(|m| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(m, &mut h);
+            std::hash::Hasher::finish(&h)
+        });
+    }
+
+    fn step(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
+        let mut note = Notes(log);
+        match action {
+            Action::Request { caller } => {
+                let c = &mut self.callers[usize::from(caller)];
+                c.requests_left -= 1;
+                c.waiting = true;
+                let (replica, link) = (
+                    usize::from(c.replica),
+                    self.links[usize::from(c.link)].clone(),
+                );
+                self.replicas[replica].touched = true;
+                note.add(|| {
+                    (
+                        caller_name(self, caller),
+                        format!("r{replica}"),
+                        format!("asks for a token for {link}"),
+                    )
+                });
+                let input = Input::TokenRequested {
+                    caller: CallerId(u64::from(caller)),
+                    link,
+                };
+                self.feed(spec, replica, input, &mut note);
+            }
+            Action::Deliver { message, fault } => {
+                let message = self.messages.remove(usize::from(message));
+                self.deliver(spec, message, fault, &mut note);
+            }
+            Action::Receive { message } => match self.messages.remove(usize::from(message)) {
+                Message::Reply {
+                    replica,
+                    id,
+                    outcome,
+                    ..
+                } => {
+                    note.add(|| {
+                        (
+                            "provider".into(),
+                            format!("r{replica}"),
+                            format!("reply: {}", describe_outcome(&outcome)),
+                        )
+                    });
+                    let input = Input::ExchangeFinished { id, outcome };
+                    self.feed(spec, usize::from(replica), input, &mut note);
+                }
+                Message::ReadReply { replica, input, .. } => {
+                    note.add(|| {
+                        (
+                            "store".into(),
+                            format!("r{replica}"),
+                            format!("read reply: {}", describe_input(&input)),
+                        )
+                    });
+                    self.feed(spec, usize::from(replica), input, &mut note);
+                }
+                _ => unreachable!("Receive is offered for replies only"),
+            },
+            Action::TimeOut { message } => {
+                let index = usize::from(message);
+                let (replica, id, deadline) = match &mut self.messages[index] {
+                    Message::Sent {
+                        replica,
+                        effect: Effect::Exchange { id, deadline, .. },
+                        orphaned,
+                        ..
+                    } => {
+                        *orphaned = true;
+                        self.budget.timeouts -= 1;
+                        self.used.timeout = true;
+                        (*replica, *id, *deadline)
+                    }
+                    Message::Reply {
+                        replica,
+                        id,
+                        deadline,
+                        outcome,
+                        ..
+                    } => {
+                        let (replica, id, deadline) = (*replica, *id, *deadline);
+                        if let ExchangeOutcome::Issued(tokens) = outcome {
+                            if let Some(r) = &tokens.refresh_token {
+                                self.lost_tokens.insert(r.clone());
+                            }
+                        }
+                        self.messages.remove(index);
+                        self.budget.timeouts -= 1;
+                        self.used.timeout = true;
+                        (replica, id, deadline)
+                    }
+                    Message::Lost {
+                        replica,
+                        id,
+                        deadline,
+                        ..
+                    } => {
+                        let (replica, id, deadline) = (*replica, *id, *deadline);
+                        self.messages.remove(index);
+                        (replica, id, deadline)
+                    }
+                    Message::Sent { .. } | Message::ReadReply { .. } => {
+                        unreachable!("TimeOut is offered for exchanges only")
+                    }
+                };
+                self.now = self
+                    .now
+                    .max(self.world_time(spec, usize::from(replica), deadline));
+                note.add(|| {
+                    (
+                    format!("r{replica}"),
+                    format!("r{replica}"),
+                    "gives up waiting for the provider's reply (deadline passed): outcome unknown"
+                        .into(),
+                )
+                });
+                let input = Input::ExchangeFinished {
+                    id,
+                    outcome: ExchangeOutcome::OutcomeUnknown,
+                };
+                self.feed(spec, usize::from(replica), input, &mut note);
+            }
+            Action::FireTimer { replica } => {
+                let r = usize::from(replica);
+                let (at, stall) = self
+                    .timer_due(spec, r)
+                    .expect("offered only with a timer armed");
+                if stall {
+                    self.budget.clock_jumps -= 1;
+                    self.used.clock_jump = true;
+                }
+                self.now = at;
+                note.add(|| {
+                    (
+                        format!("r{replica}"),
+                        format!("r{replica}"),
+                        format!("timer fires at {}", self.now),
+                    )
+                });
+                self.feed(spec, r, Input::TimerExpired, &mut note);
+            }
+            Action::AdvanceClock => {
+                let to = self.next_event().expect("offered only with an event ahead");
+                self.now = to;
+                self.budget.clock_jumps -= 1;
+                self.used.clock_jump = true;
+                note.add(|| {
+                    (
+                        "clock".into(),
+                        "clock".into(),
+                        format!("time jumps to {to} (a stall)"),
+                    )
+                });
+            }
+            Action::Crash { replica } => self.crash(spec, usize::from(replica), &mut note),
+            Action::Cancel { caller } => {
+                let c = &mut self.callers[usize::from(caller)];
+                c.waiting = false;
+                c.cancelled = true;
+                let replica = usize::from(c.replica);
+                self.budget.cancels -= 1;
+                self.used.cancel = true;
+                note.add(|| {
+                    (
+                        caller_name(self, caller),
+                        format!("r{replica}"),
+                        "goes away (request cancelled)".into(),
+                    )
+                });
+                let input = Input::CallerGone {
+                    caller: CallerId(u64::from(caller)),
+                };
+                self.feed(spec, replica, input, &mut note);
+            }
+        }
+    }
+
+    fn crash(&mut self, spec: &WorldSpec, r: usize, note: &mut Notes<'_>) {
+        self.budget.crashes -= 1;
+        self.used.crash = true;
+        let old = self.replicas[r].incarnation;
+        let incarnation = old + 1;
+        let config = spec
+            .config(r, incarnation)
+            .expect("the spec's configuration was checked at the start");
+        self.replicas[r].machine = Arc::new(spec.algorithm.machine(config));
+        self.replicas[r].incarnation = incarnation;
+        let mut lost = Vec::new();
+        self.messages.retain_mut(|m| {
+            if m.sender() != (r as u8, old) {
+                return true;
+            }
+            match m {
+                // Requests already on the wire keep going: zombies.
+                Message::Sent {
+                    effect: Effect::Exchange { .. },
+                    orphaned,
+                    ..
+                } => {
+                    *orphaned = true;
+                    true
+                }
+                Message::Reply {
+                    outcome: ExchangeOutcome::Issued(tokens),
+                    ..
+                } => {
+                    lost.extend(tokens.refresh_token.clone());
+                    false
+                }
+                _ => false,
+            }
+        });
+        self.lost_tokens.extend(lost);
+        for caller in &mut self.callers {
+            if usize::from(caller.replica) == r && caller.waiting {
+                caller.waiting = false;
+                caller.died = true;
+            }
+        }
+        note.add(|| {
+            (
+                format!("r{r}"),
+                format!("r{r}"),
+                format!("crashes and restarts as incarnation {incarnation}: its memory is gone"),
+            )
+        });
+    }
+
+    pub(super) fn feed(&mut self, spec: &WorldSpec, r: usize, input: Input, note: &mut Notes<'_>) {
+        let local = shift(self.now, spec.skew(r));
+        let replica = &mut self.replicas[r];
+        if let Err(error) = Arc::make_mut(&mut replica.machine).handle_input(local, input) {
+            panic!("the world fed r{r} an input it refused: {error}");
+        }
+        let incarnation = replica.incarnation;
+        let mut effects = Vec::new();
+        while let Some(effect) = Arc::make_mut(&mut self.replicas[r].machine).poll_output() {
+            effects.push(effect);
+        }
+        for effect in effects {
+            if let Effect::Answer { caller, result, .. } = effect {
+                self.answer(caller, result, note);
+            } else {
+                note.add(|| {
+                    (
+                        format!("r{r}"),
+                        format!("r{r}"),
+                        format!("sends {}", describe_effect(&effect)),
+                    )
+                });
+                self.messages.push(Message::Sent {
+                    replica: r as u8,
+                    incarnation,
+                    effect,
+                    orphaned: false,
+                });
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        caller: CallerId,
+        result: Result<baton_core::AccessGrant, RefreshError>,
+        note: &mut Notes<'_>,
+    ) {
+        let index = usize::try_from(caller.0).expect("caller ids are indices");
+        let link = self.links[usize::from(self.callers[index].link)].clone();
+        let judged = crate::invariants::judge_answer(&*self, &link, &result);
+        let replica = format!("r{}", self.callers[index].replica);
+        note.add(|| {
+            (
+                replica,
+                caller_name(self, caller.0 as u16),
+                match &result {
+                    Ok(grant) => format!("gets access token {}", grant.token.expose_secret()),
+                    Err(error) => format!("gets an error: {error}"),
+                },
+            )
+        });
+        let c = &mut self.callers[index];
+        c.waiting = false;
+        if c.bad.is_none() {
+            c.bad = judged;
+        }
+    }
+}

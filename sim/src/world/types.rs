@@ -1,0 +1,281 @@
+//! The data a world is made of: its replicas, callers and messages in
+//! flight, the steps ([`Action`]) and faults that move it, which faults a
+//! run has used, and the log entries a step leaves for timelines.
+
+use baton_core::{Effect, EffectId, ExchangeOutcome, Input, LinkId, RefreshError, Timestamp};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::zoo::AnyMachine;
+
+/// A process: one machine, and which incarnation of it this is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replica {
+    /// The refresh machine (baton's, or a historical model). Shared between
+    /// worlds until one of them feeds it: most steps touch one replica.
+    pub machine: Arc<AnyMachine>,
+    /// Bumped by every crash; leases name it.
+    pub incarnation: u32,
+    /// Whether any caller of this replica has made a request yet.
+    pub touched: bool,
+}
+
+/// Something wrong with an answer a caller received, judged when it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BadAnswer {
+    /// The access token handed out was not live at the provider.
+    DeadToken {
+        /// The token text (fake tokens are not secret).
+        token: String,
+    },
+    /// The access token handed out belongs to another link.
+    WrongLink {
+        /// The token text.
+        token: String,
+    },
+    /// An error the world does not justify (no fault explains it, or a live
+    /// refresh token existed that nobody lost).
+    UnjustifiedError(RefreshError),
+}
+
+/// One caller: a request handler in one replica, asking for one link.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// Its process.
+    pub replica: u8,
+    /// Index of its link.
+    pub link: u8,
+    /// Requests it has yet to make.
+    pub requests_left: u8,
+    /// Waiting for an answer now.
+    pub waiting: bool,
+    /// It went away once.
+    pub cancelled: bool,
+    /// Its process crashed while it waited.
+    pub died: bool,
+    /// The first bad answer it got, if any.
+    pub bad: Option<BadAnswer>,
+}
+
+/// A message between actors.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// An effect on its way to the store, the token endpoint or the API.
+    Sent {
+        /// Sender.
+        replica: u8,
+        /// Sender's incarnation.
+        incarnation: u32,
+        /// The effect.
+        effect: Effect,
+        /// The sender no longer waits for it (it timed out, or crashed): a
+        /// zombie request, whose reply nobody will read.
+        orphaned: bool,
+    },
+    /// The provider's reply to an exchange, on its way back.
+    Reply {
+        /// Whose tokens.
+        link: LinkId,
+        /// Recipient.
+        replica: u8,
+        /// Recipient's incarnation.
+        incarnation: u32,
+        /// The exchange it answers.
+        id: EffectId,
+        /// The exchange's deadline at the driver.
+        deadline: Timestamp,
+        /// What the provider did.
+        outcome: ExchangeOutcome,
+    },
+    /// A store read's reply on its way back: the row as it was when read.
+    /// Between the read and its arrival the row may change — the stale read
+    /// every real driver lives with.
+    ReadReply {
+        /// Recipient.
+        replica: u8,
+        /// Recipient's incarnation.
+        incarnation: u32,
+        /// The read's result.
+        input: Input,
+    },
+    /// A reply that will never arrive: the sender learns at its deadline.
+    Lost {
+        /// Whose tokens.
+        link: LinkId,
+        /// Recipient.
+        replica: u8,
+        /// Recipient's incarnation.
+        incarnation: u32,
+        /// The exchange it answers.
+        id: EffectId,
+        /// When the driver gives up.
+        deadline: Timestamp,
+    },
+}
+
+impl Message {
+    /// The replica and incarnation that sent it (or that it returns to).
+    pub fn sender(&self) -> (u8, u32) {
+        match self {
+            Message::Sent {
+                replica,
+                incarnation,
+                ..
+            }
+            | Message::Reply {
+                replica,
+                incarnation,
+                ..
+            }
+            | Message::Lost {
+                replica,
+                incarnation,
+                ..
+            }
+            | Message::ReadReply {
+                replica,
+                incarnation,
+                ..
+            } => (*replica, *incarnation),
+        }
+    }
+
+    /// The link of an exchange its sender is still waiting on (the request,
+    /// its reply, or the silence where a lost reply would be).
+    pub fn awaited_exchange(&self) -> Option<&LinkId> {
+        match self {
+            Message::Sent {
+                effect: Effect::Exchange { link, .. },
+                orphaned: false,
+                ..
+            }
+            | Message::Reply { link, .. }
+            | Message::Lost { link, .. } => Some(link),
+            Message::Sent { .. } | Message::ReadReply { .. } => None,
+        }
+    }
+}
+
+/// A fault injected with a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The token endpoint rate-limits.
+    RateLimited,
+    /// The token endpoint fails before processing.
+    Transient,
+    /// The provider rotates; the reply is lost.
+    LostReply,
+    /// The provider rotates, then answers 5xx.
+    RotatedThen5xx,
+    /// The store write fails; `applied` says whether it landed anyway.
+    StoreWriteFailed {
+        /// Landed despite the error.
+        applied: bool,
+    },
+    /// The store read fails.
+    StoreReadFailed,
+    /// The validation call fails without an answer.
+    ValidationInconclusive,
+}
+
+/// One step of the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum Action {
+    /// A caller asks for a token.
+    Request {
+        /// Caller index.
+        caller: u16,
+    },
+    /// A message reaches the store, the token endpoint or the API, which
+    /// acts on it (store and API replies are immediate).
+    Deliver {
+        /// Message index.
+        message: u16,
+        /// A fault injected with it.
+        fault: Option<Fault>,
+    },
+    /// An exchange reply reaches its machine.
+    Receive {
+        /// Message index.
+        message: u16,
+    },
+    /// The driver's exchange deadline passes: the machine learns the outcome
+    /// is unknown. The request, if still on its way, goes on as a zombie.
+    TimeOut {
+        /// Message index.
+        message: u16,
+    },
+    /// A machine's timer fires (time moves to it).
+    FireTimer {
+        /// Replica index.
+        replica: u8,
+    },
+    /// Time jumps to the next lease expiry, token expiry or deadline.
+    AdvanceClock,
+    /// A replica crashes and restarts with empty memory.
+    Crash {
+        /// Replica index.
+        replica: u8,
+    },
+    /// A waiting caller goes away.
+    Cancel {
+        /// Caller index.
+        caller: u16,
+    },
+}
+
+/// Which kinds of fault a run has used (invariants excuse some outcomes
+/// only under some faults).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FaultsUsed {
+    /// A replica crashed.
+    pub crash: bool,
+    /// A caller went away.
+    pub cancel: bool,
+    /// A store operation failed.
+    pub store_failure: bool,
+    /// The provider rate-limited.
+    pub rate_limit: bool,
+    /// The provider failed transiently (before or after rotating).
+    pub transient: bool,
+    /// A reply was lost after the provider rotated.
+    pub lost_reply: bool,
+    /// The provider rotated and then failed.
+    pub rotated_then_5xx: bool,
+    /// A driver deadline passed with the request or reply on its way.
+    pub timeout: bool,
+    /// A validation call failed.
+    pub validation_failure: bool,
+    /// The clock jumped (a stall).
+    pub clock_jump: bool,
+}
+
+impl FaultsUsed {
+    /// Whether some fault destroyed knowledge of an issued token (the
+    /// faults under which a lost rotation is excused).
+    pub fn lost_knowledge(&self) -> bool {
+        self.crash || self.lost_reply || self.timeout || self.rotated_then_5xx
+    }
+}
+
+/// One thing that happened within a step: `from` did `text` to `to` (the
+/// same actor for things it did by itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Who acted.
+    pub from: String,
+    /// Whom it concerned.
+    pub to: String,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// What one step did, for timelines and diagrams.
+#[derive(Clone, Debug, Default)]
+pub struct StepLog {
+    /// The things that happened, in order.
+    pub entries: Vec<LogEntry>,
+}
