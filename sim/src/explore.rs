@@ -217,10 +217,14 @@ struct Node {
 /// few enough that a round's successors fit in memory.
 const CHUNK: usize = 1024;
 
+/// A new world, its fingerprint, and the invariant it breaks, if any
+/// (checked where it was built, while it is in cache).
+type Successor = (Action, World, u128, Option<(Invariant, String)>);
+
 /// One state's successors not seen before the round, each with its
 /// fingerprint.
 struct Expansion {
-    successors: Vec<(Action, World, u128)>,
+    successors: Vec<Successor>,
     /// Steps taken, including those to states seen before the round.
     transitions: u64,
     /// Whether one commuting step stood for all of them.
@@ -231,13 +235,17 @@ struct Expansion {
 /// one whose result is not yet `visited` (the cycle proviso: a commuting
 /// step that led back to a known state could be postponed forever, so
 /// such a state is expanded in full), else every step.
-fn expand(world: &World, spec: &WorldSpec, reduce: bool, visited: &Visited) -> Expansion {
-    if reduce {
+fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited) -> Expansion {
+    let judge = |next: &World| check(next, spec, &options.invariants);
+    if options.reduce {
         if let Some((action, next)) = commuting_step(world, spec) {
             let print = fingerprint(&next);
             if !visited.contains(&print) {
                 return Expansion {
-                    successors: vec![(action, next, print)],
+                    successors: {
+                        let broken = judge(&next);
+                        vec![(action, next, print, broken)]
+                    },
                     transitions: 1,
                     reduced: true,
                 };
@@ -254,7 +262,11 @@ fn expand(world: &World, spec: &WorldSpec, reduce: bool, visited: &Visited) -> E
             let mut next = world.clone();
             next.apply(spec, action, None);
             let print = fingerprint(&next);
-            (!visited.contains(&print)).then_some((action, next, print))
+            if visited.contains(&print) {
+                return None;
+            }
+            let broken = judge(&next);
+            Some((action, next, print, broken))
         })
         .collect();
     Expansion {
@@ -308,7 +320,10 @@ pub fn explore(
         parent: 0,
         action: None,
     }];
-    let mut frontier: Vec<(u32, World)> = vec![(0, initial)];
+    // A level is kept in chunks of CHUNK worlds: a wide level grows
+    // without copying the worlds already in it, and the chunks are the
+    // parallel rounds.
+    let mut frontier: Vec<Vec<(u32, World)>> = vec![vec![(0, initial)]];
     let mut split = options.shard.is_none();
     let mut depth = 0;
     while !frontier.is_empty() {
@@ -316,45 +331,67 @@ pub fn explore(
             let shard = options.shard.expect("unsplit only when sharding");
             // Split once the frontier is wide enough to share out; every
             // shard computed the same frontier up to here.
-            if frontier.len() >= 4 * shard.count as usize {
+            let width: usize = frontier.iter().map(Vec::len).sum();
+            if width >= 4 * shard.count as usize {
                 let mut position = 0;
-                frontier.retain(|_| {
-                    position += 1;
-                    (position - 1) % shard.count == shard.index
-                });
+                for chunk in &mut frontier {
+                    chunk.retain(|_| {
+                        position += 1;
+                        (position - 1) % shard.count == shard.index
+                    });
+                }
                 split = true;
             }
         }
-        let mut next_frontier = Vec::new();
-        // Each chunk is expanded and fingerprinted on every core, its new
-        // states are numbered in order on one, and then checked on every
-        // core again. The outcome does not depend on the number of cores:
-        // the chunks are fixed, and within one the first violation in
-        // order wins, as in a one-by-one search.
-        for chunk in frontier.chunks(CHUNK) {
-            let expanded: Vec<Expansion> = chunk
-                .par_iter()
-                .map(|(_, world)| expand(world, spec, options.reduce, &visited))
+        let mut next_frontier: Vec<Vec<(u32, World)>> = Vec::new();
+        // Each chunk is expanded, fingerprinted and checked on every core;
+        // its new states are then numbered in order on one. The outcome
+        // does not depend on the number of cores: the chunks are fixed, and
+        // the first violation in order wins, as in a one-by-one search.
+        for chunk in frontier {
+            // Each world is dropped as soon as it is expanded: its children
+            // then hold the only references to the parts they share with
+            // it, and change them in place instead of copying them.
+            let expanded: Vec<(u32, Expansion)> = chunk
+                .into_par_iter()
+                .map(|(node, world)| (node, expand(&world, spec, options, &visited)))
                 .collect();
-            let first_new = next_frontier.len();
             let mut budget_spent = false;
             let mut seen_in_round = Vec::new();
-            'chunk: for ((node, _), expansion) in chunk.iter().zip(expanded) {
+            'chunk: for (node, expansion) in expanded {
                 stats.reduced += usize::from(expansion.reduced);
                 stats.transitions += expansion.transitions;
-                for (action, next, print) in expansion.successors {
+                for (action, next, print, broken) in expansion.successors {
                     if !visited.insert(print) {
                         seen_in_round.push(next);
                         continue;
                     }
                     let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
                     nodes.push(Node {
-                        parent: *node,
+                        parent: node,
                         action: Some(action),
                     });
                     stats.states += 1;
                     stats.max_depth = depth + 1;
-                    next_frontier.push((index, next));
+                    if let Some((invariant, reason)) = broken {
+                        let actions = path(&nodes, index);
+                        return finish(
+                            Verdict::Violated(Counterexample {
+                                invariant,
+                                reason,
+                                actions,
+                            }),
+                            stats,
+                        );
+                    }
+                    match next_frontier.last_mut() {
+                        Some(open) if open.len() < CHUNK => open.push((index, next)),
+                        _ => {
+                            let mut open = Vec::with_capacity(CHUNK);
+                            open.push((index, next));
+                            next_frontier.push(open);
+                        }
+                    }
                     if stats.states >= options.max_states {
                         budget_spent = true;
                         break 'chunk;
@@ -362,31 +399,13 @@ pub fn explore(
                 }
             }
             seen_in_round.into_par_iter().for_each(drop);
-            let broken = next_frontier[first_new..]
-                .par_iter()
-                .find_map_first(|(index, next)| {
-                    check(next, spec, &options.invariants).map(|broken| (*index, broken))
-                });
-            if let Some((index, (invariant, reason))) = broken {
-                let actions = path(&nodes, index);
-                return finish(
-                    Verdict::Violated(Counterexample {
-                        invariant,
-                        reason,
-                        actions,
-                    }),
-                    stats,
-                );
-            }
             if budget_spent {
                 return finish(Verdict::BudgetExhausted, stats);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);
         }
-        std::mem::replace(&mut frontier, next_frontier)
-            .into_par_iter()
-            .for_each(drop);
+        frontier = next_frontier;
         depth += 1;
     }
     finish(Verdict::Holds, stats)
