@@ -44,9 +44,19 @@ impl World {
                     }
                     _ => {}
                 }
-                let input = Arc::make_mut(&mut self.store)
-                    .carry_out(&effect)
-                    .expect("store effects get a store result");
+                let input = match (&effect, fault) {
+                    // A plain read changes nothing: read the shared store
+                    // rather than copy it to write nothing. (A read fault
+                    // is injected and consumed within one step, so none is
+                    // pending here.)
+                    (Effect::ReadLink { id, link }, None) => Input::LinkRead {
+                        id: *id,
+                        row: self.store.row(link).cloned(),
+                    },
+                    _ => Arc::make_mut(&mut self.store)
+                        .carry_out(&effect)
+                        .expect("store effects get a store result"),
+                };
                 note.add(|| {
                     (
                         format!("r{replica}"),
