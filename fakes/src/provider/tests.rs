@@ -2,6 +2,7 @@
 use std::collections::hash_map::DefaultHasher;
 
 use super::*;
+use baton_core::AccessGrant;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const WINDOW: Duration = Duration::from_secs(10);
