@@ -26,6 +26,33 @@ pub enum SecondPresentation {
     AlwaysSafe,
 }
 
+/// What a server error (HTTP 5xx) that came back after the exchange was
+/// sent means — a choice about the path to the provider, not only the
+/// provider: a gateway or load balancer in front of it answers 502 or 504
+/// after forwarding the request, often after the provider rotated the token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ServerErrorAfterSend {
+    /// The token may have been consumed: treat the exchange like a lost
+    /// reply ([`ExchangeOutcome::OutcomeUnknown`](crate::ExchangeOutcome)).
+    /// The token is presented again only where [`SecondPresentation`]
+    /// allows it (inside a grace window, or to a provider that never
+    /// consumes tokens); elsewhere the outcome is cached and callers are
+    /// told to re-authenticate. The default, and the only safe choice for
+    /// single-use, reuse-detection and count-based providers: a second
+    /// presentation of a consumed token there revokes the whole family.
+    #[default]
+    Unknown,
+    /// The token was not consumed: answer with a retryable error and
+    /// present the same token on the next request. Choose it only for a
+    /// provider reached with no gateway in between whose 5xx always comes
+    /// before it touches the token. The trade-off: a 5xx that came before
+    /// the provider consumed the token then costs no re-authentication, but
+    /// one that came after makes the next refresh present a consumed token
+    /// — which, on a provider with reuse detection, revokes the family and
+    /// logs the user out.
+    Retry,
+}
+
 /// A validated configuration. See [`Config::builder`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -35,6 +62,7 @@ pub struct Config {
     pub(crate) exchange_timeout: Duration,
     pub(crate) lease_poll_interval: Duration,
     pub(crate) second_presentation: SecondPresentation,
+    pub(crate) server_error_after_send: ServerErrorAfterSend,
     pub(crate) persist_attempts: u32,
     pub(crate) store_retry_delay: Duration,
     pub(crate) default_retry_after: Duration,
@@ -53,6 +81,7 @@ impl Config {
                 exchange_timeout: Duration::from_secs(10),
                 lease_poll_interval: Duration::from_millis(250),
                 second_presentation: SecondPresentation::Fatal,
+                server_error_after_send: ServerErrorAfterSend::Unknown,
                 persist_attempts: 3,
                 store_retry_delay: Duration::from_millis(200),
                 default_retry_after: Duration::from_secs(1),
@@ -89,6 +118,11 @@ impl Config {
     /// What the provider does with a second presentation of a refresh token.
     pub fn second_presentation(&self) -> SecondPresentation {
         self.second_presentation
+    }
+
+    /// What a server error after the exchange was sent means.
+    pub fn server_error_after_send(&self) -> ServerErrorAfterSend {
+        self.server_error_after_send
     }
 
     /// Whether `grant` is still good at `now`, outside the margin.
@@ -151,6 +185,15 @@ impl ConfigBuilder {
     /// (default [`SecondPresentation::Fatal`]).
     pub fn second_presentation(mut self, fact: SecondPresentation) -> Self {
         self.config.second_presentation = fact;
+        self
+    }
+
+    /// What a server error (HTTP 5xx) that came back after the exchange was
+    /// sent means (default [`ServerErrorAfterSend::Unknown`]: the token may
+    /// have been consumed). See [`ServerErrorAfterSend::Retry`] for the
+    /// trade-off before choosing it.
+    pub fn server_error_after_send(mut self, meaning: ServerErrorAfterSend) -> Self {
+        self.config.server_error_after_send = meaning;
         self
     }
 

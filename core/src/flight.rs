@@ -3,6 +3,7 @@
 //! just happened; [`crate::machine`] owns the bookkeeping (ids, callers,
 //! the outbox) around it.
 
+use crate::config::{SecondPresentation, ServerErrorAfterSend};
 use crate::error::{ReauthReason, RefreshError, TemporaryReason};
 use crate::ids::{CallerId, EffectId, LinkId};
 use crate::io::{Effect, ExchangeOutcome, TokenSet};
@@ -191,6 +192,10 @@ pub(crate) fn failure_answer(failure: &CachedFailure) -> RefreshError {
     })
 }
 
+fn provider_unavailable(detail: String) -> RefreshError {
+    RefreshError::Temporary(TemporaryReason::ProviderUnavailable { detail })
+}
+
 fn store_unavailable(reason: String) -> Answer {
     Err(RefreshError::Temporary(TemporaryReason::StoreUnavailable {
         detail: reason,
@@ -371,33 +376,75 @@ impl Machine {
                 self.settle_expected(link, now, settle)
             }
             ExchangeOutcome::Transient { reason } => {
-                let settle = not_consumed(Err(RefreshError::Temporary(
-                    TemporaryReason::ProviderUnavailable { detail: reason },
-                )));
+                let settle = not_consumed(Err(provider_unavailable(reason)));
                 self.settle_expected(link, now, settle)
+            }
+            ExchangeOutcome::ServerError { status, reason } => {
+                match self.config.server_error_after_send {
+                    // The team chose to believe a 5xx always comes before
+                    // the provider touches the token.
+                    ServerErrorAfterSend::Retry => {
+                        let settle = not_consumed(Err(provider_unavailable(reason)));
+                        self.settle_expected(link, now, settle)
+                    }
+                    ServerErrorAfterSend::Unknown => self.outcome_unknown(
+                        link,
+                        now,
+                        exchange,
+                        format!("HTTP {status} after the request was sent: {reason}"),
+                    ),
+                }
             }
             ExchangeOutcome::OutcomeUnknown => {
-                if exchange.presentations < MAX_PRESENTATIONS
-                    && self.config.may_present_again(exchange.first_sent_at, now)
-                {
-                    let again = Exchange {
-                        presentations: exchange.presentations + 1,
-                        ..exchange
-                    };
-                    return self.exchange(link, now, again);
-                }
-                let settle = Settle {
-                    presented: presented.clone(),
-                    clear_lease: Some(lease.clone()),
-                    failure: FailureChange::CacheOutcomeUnknown,
-                    answer: Err(RefreshError::ReauthenticationRequired(
-                        ReauthReason::OutcomeUnknown,
-                    )),
-                    attempts: 0,
-                };
-                self.settle_expected(link, now, settle)
+                self.outcome_unknown(link, now, exchange, "no reply to the exchange".into())
             }
         }
+    }
+
+    /// Step 5's unknown outcome: the token may have been consumed. Present
+    /// it again only where the provider makes that safe; otherwise record
+    /// that its outcome is unknown, so that no replica presents it again.
+    fn outcome_unknown(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        exchange: Exchange,
+        detail: String,
+    ) -> Next {
+        if exchange.presentations < MAX_PRESENTATIONS
+            && self.config.may_present_again(exchange.first_sent_at, now)
+        {
+            let again = Exchange {
+                presentations: exchange.presentations + 1,
+                ..exchange
+            };
+            return self.exchange(link, now, again);
+        }
+        let Exchange {
+            presented, lease, ..
+        } = exchange;
+        let settle = if self.config.second_presentation == SecondPresentation::AlwaysSafe {
+            // A provider that never consumes a token lost nothing: the
+            // token stays good, and the next request presents it again.
+            Settle {
+                presented,
+                clear_lease: Some(lease),
+                failure: FailureChange::ClearOutcomeUnknown,
+                answer: Err(provider_unavailable(detail)),
+                attempts: 0,
+            }
+        } else {
+            Settle {
+                presented,
+                clear_lease: Some(lease),
+                failure: FailureChange::CacheOutcomeUnknown,
+                answer: Err(RefreshError::ReauthenticationRequired(
+                    ReauthReason::OutcomeUnknown,
+                )),
+                attempts: 0,
+            }
+        };
+        self.settle_expected(link, now, settle)
     }
 
     /// Step 6: persist before anything else, by compare-and-swap on the

@@ -37,16 +37,31 @@ pub enum ExchangeOutcome {
         /// The provider's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
     },
-    /// A reply came and it was an error that says nothing about the token
-    /// (5xx, a body that is not a token response). Whether the provider
-    /// consumed the token before failing is unknowable and does not matter:
-    /// if it did, the new token is lost either way.
+    /// The provider certainly did not consume the token: the request was
+    /// never sent (connection refused, DNS, TLS or connect failure), or the
+    /// token endpoint answered with an error of its own that is not about
+    /// the token (`invalid_client`, a misconfigured scope).
     Transient {
         /// What went wrong, for humans; never token text.
         reason: String,
     },
-    /// The request was sent and no reply came (a timeout or a reset after
-    /// sending). The provider may or may not have rotated the token.
+    /// The request was sent and a server error (HTTP 5xx) came back — from
+    /// the provider, or from a gateway in front of it. That is no proof the
+    /// token was not consumed: a load balancer answers 502 or 504 after
+    /// forwarding the request, often after the provider rotated, or while
+    /// the request still waits in the provider's queue. The machine treats
+    /// it as [`OutcomeUnknown`](ExchangeOutcome::OutcomeUnknown) unless the
+    /// configuration explicitly chose to retry server errors
+    /// ([`ServerErrorAfterSend`](crate::ServerErrorAfterSend)).
+    ServerError {
+        /// The HTTP status (500–599).
+        status: u16,
+        /// What went wrong, for humans; never token text.
+        reason: String,
+    },
+    /// The request was sent and no usable reply came (a timeout or a reset
+    /// after sending, a success whose body could not be read). The provider
+    /// may or may not have rotated the token.
     OutcomeUnknown,
 }
 

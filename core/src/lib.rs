@@ -138,7 +138,7 @@ mod row;
 mod secret;
 mod time;
 
-pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation};
+pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend};
 pub use error::{InputError, ReauthReason, RefreshError, TemporaryReason};
 pub use ids::{CallerId, EffectId, LinkId, OwnerId};
 pub use io::{Effect, ExchangeOutcome, Input, StoreFailure, TokenSet, ValidationOutcome};

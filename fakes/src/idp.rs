@@ -14,7 +14,7 @@
 //! | [`Rejected`](ExchangeOutcome::Rejected), [`ProviderModel::SingleUse`] | **200** `{"error": "bad_refresh_token", ...}`, as GitHub answers |
 //! | [`Rejected`](ExchangeOutcome::Rejected), any other model | 400 `{"error": "invalid_grant", ...}` |
 //! | [`RateLimited`](ExchangeOutcome::RateLimited) | 429, with `Retry-After` in whole seconds if given |
-//! | [`Transient`](ExchangeOutcome::Transient) | 500 |
+//! | [`ServerError`](ExchangeOutcome::ServerError) (a gateway's fault: [`IdpFault::ConsumeThen`], [`IdpFault::Unavailable`]) | its status (502, 503, 504), an HTML page |
 //!
 //! Faults for the next requests are queued with [`FakeIdp::push_fault`]
 //! ([`IdpFault`]); latency is set with [`FakeIdp::set_latency`]. Both can be
@@ -89,12 +89,17 @@ pub enum IdpFault {
         /// The `Retry-After` to send.
         retry_after: Option<Duration>,
     },
-    /// 500 before the provider processes the request: the token is not
-    /// consumed ([`ProviderFault::Transient`]).
-    ServerError,
-    /// The provider processes the request — rotating the token — and the
-    /// reply is a 500 ([`ProviderFault::RotatedThen5xx`]).
-    RotatedThen500,
+    /// A gateway in front of the provider answers 503 without forwarding
+    /// the request: the token is not consumed
+    /// ([`ProviderFault::GatewayWithoutForwarding`]).
+    Unavailable,
+    /// A gateway forwards the request, the provider processes it — rotating
+    /// the token — and the gateway answers `status` (502, 504) instead of
+    /// the provider's reply ([`ProviderFault::GatewayAfterForwarding`]).
+    ConsumeThen {
+        /// The status the client gets.
+        status: u16,
+    },
     /// 200 with an HTML page instead of a token response, from something in
     /// front of the provider: the token is not consumed. The page quotes
     /// the presented refresh token, so a client that echoes bodies into its
@@ -115,10 +120,9 @@ impl IdpFault {
     fn provider_fault(self) -> ProviderFault {
         match self {
             IdpFault::RateLimited { retry_after } => ProviderFault::RateLimited { retry_after },
-            IdpFault::ServerError | IdpFault::Garbage | IdpFault::Oversized => {
-                ProviderFault::Transient
-            }
-            IdpFault::RotatedThen500 => ProviderFault::RotatedThen5xx,
+            IdpFault::Garbage | IdpFault::Oversized => ProviderFault::Transient,
+            IdpFault::Unavailable => ProviderFault::GatewayWithoutForwarding,
+            IdpFault::ConsumeThen { status } => ProviderFault::GatewayAfterForwarding { status },
             IdpFault::Hang => ProviderFault::LostReply,
         }
     }
@@ -501,10 +505,15 @@ impl State {
                 }
                 reply
             }
+            ExchangeOutcome::ServerError { status, .. } => {
+                record.status = *status;
+                ResponseTemplate::new(*status).set_body_raw(
+                    "<html><body><h1>Bad gateway</h1></body></html>",
+                    "text/html; charset=utf-8",
+                )
+            }
             ExchangeOutcome::Transient { .. } | ExchangeOutcome::OutcomeUnknown => {
-                record.status = 500;
-                ResponseTemplate::new(500)
-                    .set_body_raw("internal server error", "text/plain; charset=utf-8")
+                unreachable!("the IdP renders lost replies and garbage itself")
             }
         }
     }
@@ -693,8 +702,12 @@ mod tests {
     fn faults_map_onto_the_provider() {
         assert_eq!(IdpFault::Hang.provider_fault(), ProviderFault::LostReply);
         assert_eq!(
-            IdpFault::RotatedThen500.provider_fault(),
-            ProviderFault::RotatedThen5xx
+            IdpFault::ConsumeThen { status: 504 }.provider_fault(),
+            ProviderFault::GatewayAfterForwarding { status: 504 }
+        );
+        assert_eq!(
+            IdpFault::Unavailable.provider_fault(),
+            ProviderFault::GatewayWithoutForwarding
         );
         assert_eq!(IdpFault::Garbage.provider_fault(), ProviderFault::Transient);
     }

@@ -314,6 +314,7 @@ fn write_thread_counterexample(
     let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
     let file = ReplayFile {
         scenario: scenario.path.clone(),
+        name: Some(scenario.name.clone()),
         algorithm: algorithm.to_string(),
         invariant: violation.invariant.name().into(),
         reason: violation.reason.clone(),

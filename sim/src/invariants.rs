@@ -92,7 +92,7 @@ fn error_justified(world: &impl Observed, error: &RefreshError, link: &LinkId) -
         RefreshError::RetryAfter { .. } => u.rate_limit,
         RefreshError::Temporary(_) => {
             u.transient
-                || u.rotated_then_5xx
+                || u.gateway
                 || u.store_failure
                 || u.validation_failure
                 || u.rate_limit
@@ -202,7 +202,9 @@ impl FromStr for Invariant {
 
 /// `no_reuse`: the provider never receives a refresh token it already
 /// consumed — zombie requests included — except inside a grace window it
-/// grants, or after a rotated-then-5xx reply hid the consumption.
+/// grants. Nothing else excuses it: not a gateway's 5xx, which hid the
+/// consumption from the client only. A world configured to retry server
+/// errors breaks it, and its scenario says so.
 pub fn no_reuse(world: &impl Observed) -> Result<(), String> {
     for link in world.links() {
         let reuses = world.provider().unsafe_reuses(link);
@@ -308,7 +310,7 @@ pub fn callers_served(
     Ok(())
 }
 
-/// `no_lost_rotation`: with no crash, lost reply, rotated-then-5xx or
+/// `no_lost_rotation`: with no crash, lost reply, gateway 5xx or
 /// timeout (lease expiries and stalls included), once everything has
 /// settled the store holds a refresh token the provider considers live,
 /// with no failure cached — unless the provider holds none.

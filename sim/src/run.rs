@@ -88,6 +88,9 @@ pub struct CheckResult {
 pub struct ReplayFile {
     /// The scenario file it was found in.
     pub scenario: PathBuf,
+    /// The scenario's name: which cell, in a matrix file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The algorithm it ran.
     pub algorithm: String,
     /// The invariant it breaks.
@@ -103,6 +106,27 @@ pub struct ReplayFile {
     /// The invariants the run was checked against (empty: the scenario's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checked: Vec<String>,
+}
+
+impl ReplayFile {
+    /// Loads the scenario the run was found in (the named cell of a matrix).
+    pub fn find_scenario(&self) -> Result<Scenario, String> {
+        let all = crate::scenario::load_file(&self.scenario).map_err(|e| e.to_string())?;
+        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        let found = match &self.name {
+            Some(name) => all.iter().find(|s| &s.name == name),
+            None if all.len() == 1 => all.first(),
+            None => None,
+        };
+        found.cloned().ok_or_else(|| {
+            format!(
+                "{}: no scenario {} (it has: {})",
+                self.scenario.display(),
+                self.name.as_deref().unwrap_or("(unnamed)"),
+                names.join(", ")
+            )
+        })
+    }
 }
 
 /// The invariants a replay file was checked against.
@@ -283,6 +307,7 @@ pub fn write_counterexample(
     let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
     let replay = ReplayFile {
         scenario: scenario.path.clone(),
+        name: Some(scenario.name.clone()),
         algorithm: algorithm.to_string(),
         invariant: cx.invariant.name().into(),
         reason: cx.reason.clone(),
@@ -312,7 +337,7 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ReplayFile = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a replay file: {e}", path.display()))?;
-    let scenario = crate::scenario::load(&file.scenario).map_err(|e| e.to_string())?;
+    let scenario = file.find_scenario()?;
     let algorithm: Algorithm = file.algorithm.parse()?;
     if let Some(threads) = &file.threads {
         return crate::checkers::replay_threads(&scenario, algorithm, &file, threads);

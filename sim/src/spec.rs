@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_core::{Config, ConfigError, OwnerId, SecondPresentation};
+use baton_core::{Config, ConfigError, OwnerId, SecondPresentation, ServerErrorAfterSend};
 use baton_fakes::ProviderModel;
 
 use crate::zoo::Algorithm;
@@ -22,12 +22,18 @@ pub struct FaultBudget {
     pub store_read_failures: u8,
     /// Exchanges answered with a rate limit.
     pub rate_limits: u8,
-    /// Exchanges answered 5xx before the provider processed them.
+    /// Exchanges that never reached the provider (connection refused).
     pub transients: u8,
     /// Exchanges the provider processed whose reply never arrived.
     pub lost_replies: u8,
-    /// Exchanges the provider processed, then answered 5xx.
-    pub rotated_then_5xx: u8,
+    /// Exchanges a gateway forwarded to the provider, which processed them,
+    /// answered 502 by the gateway.
+    pub gateway_after_forwarding: u8,
+    /// Exchanges a gateway answered 504 while still forwarding them: the
+    /// request reaches the provider later, a zombie.
+    pub gateway_before_arrival: u8,
+    /// Exchanges a gateway answered 503 without forwarding.
+    pub gateway_without_forwarding: u8,
     /// Exchanges that time out at the driver while the request or its reply
     /// is still on the way.
     pub timeouts: u8,
@@ -84,6 +90,9 @@ pub struct WorldSpec {
     /// What the machines are told about the provider; by default derived
     /// from `provider`.
     pub second_presentation: SecondPresentation,
+    /// What the machines are told a 5xx after sending means (default: the
+    /// outcome is unknown).
+    pub server_error_after_send: ServerErrorAfterSend,
     /// Timing.
     pub timing: Timing,
     /// Whether machines that can validate new tokens do (baton only; the
@@ -106,6 +115,7 @@ impl WorldSpec {
             links: 1,
             provider,
             second_presentation: second_presentation_of(provider),
+            server_error_after_send: ServerErrorAfterSend::Unknown,
             timing: Timing::default(),
             validate: false,
             skews: Vec::new(),
@@ -127,6 +137,7 @@ impl WorldSpec {
             .exchange_timeout(t.exchange_timeout)
             .lease_poll_interval(t.poll)
             .second_presentation(self.second_presentation)
+            .server_error_after_send(self.server_error_after_send)
             .validate_new_tokens(self.validate)
             .persist_attempts(2)
             .store_retry_delay(Duration::from_secs(1))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use baton_core::{AccessGrant, AccessToken, RefreshToken, Timestamp, TokenSet};
 
-use super::{PresentationResult, ProviderFault, ProviderModel};
+use super::{PresentationResult, ProviderModel};
 
 /// What the provider remembers about a refresh token it consumed. Fields a
 /// model does not use keep a fixed value, so that states differing only in
@@ -24,8 +24,6 @@ pub(super) struct Consumption {
     /// Re-presentations honoured so far; [`ProviderModel::CountedReuse`]
     /// only.
     pub(super) reuses: u32,
-    /// The first use was answered with a 5xx, hiding the consumption.
-    pub(super) hidden: bool,
 }
 
 /// One link's token family. Token `n` of the family is the text
@@ -137,9 +135,8 @@ pub(super) fn decide(
         };
         return (decision, false);
     };
-    let unsafe_unless_hidden = !consumption.hidden;
     if family.revoked {
-        return (Decision::Reject, unsafe_unless_hidden);
+        return (Decision::Reject, true);
     }
     let in_window = model
         .grace_window()
@@ -162,10 +159,7 @@ pub(super) fn decide(
         }
         _ => Decision::RejectAndRevoke,
     };
-    let unsafe_reuse = match decision {
-        Decision::Honour | Decision::Replay(_) => false,
-        _ => unsafe_unless_hidden,
-    };
+    let unsafe_reuse = !matches!(decision, Decision::Honour | Decision::Replay(_));
     (decision, unsafe_reuse)
 }
 
@@ -177,7 +171,6 @@ pub(super) fn apply(
     n: u32,
     now: Timestamp,
     decision: Decision,
-    fault: Option<ProviderFault>,
 ) -> PresentationResult {
     let reason = || model.rejection_code().to_string();
     match decision {
@@ -195,7 +188,6 @@ pub(super) fn apply(
                         replay: matches!(model, ProviderModel::GraceIdempotent { .. })
                             .then_some(issued),
                         reuses: 0,
-                        hidden: fault == Some(ProviderFault::RotatedThen5xx),
                     },
                 );
             }

@@ -119,24 +119,36 @@ pub enum ProviderFault {
         /// The `Retry-After` the reply carries.
         retry_after: Option<Duration>,
     },
-    /// The token endpoint fails before processing (a 5xx from a proxy). The
-    /// token is not consumed; the reply is [`ExchangeOutcome::Transient`].
+    /// The request never reaches the provider (connection refused, a
+    /// connect or TLS failure), or the token endpoint refuses it with an
+    /// error about the client rather than the token. The token is not
+    /// consumed; the reply is [`ExchangeOutcome::Transient`].
     Transient,
     /// The provider processes the request normally — rotating the token if
     /// it would — but the reply never arrives: the caller sees
     /// [`ExchangeOutcome::OutcomeUnknown`].
     LostReply,
-    /// The provider processes the request (rotating the token) and then
-    /// answers with a 5xx: the caller sees [`ExchangeOutcome::Transient`],
-    /// word for word the reply of [`ProviderFault::Transient`]. A later
-    /// presentation of a token consumed this way is not counted by
-    /// [`FakeProvider::unsafe_reuses`]: nobody could have known.
-    RotatedThen5xx,
+    /// A gateway in front of the provider forwards the request, the
+    /// provider processes it (rotating the token if it would), and the
+    /// gateway replaces the reply with `status` (502 or 504): the caller
+    /// sees [`ExchangeOutcome::ServerError`].
+    GatewayAfterForwarding {
+        /// The status the gateway answers with.
+        status: u16,
+    },
+    /// A gateway answers 503 without forwarding the request: the token is
+    /// not consumed, but the caller sees the same kind of reply as after
+    /// [`ProviderFault::GatewayAfterForwarding`], an
+    /// [`ExchangeOutcome::ServerError`].
+    GatewayWithoutForwarding,
 }
 
-/// The reason text of every 5xx reply, the same whether or not the provider
-/// processed the request first, so that a caller cannot tell the two apart.
-const SERVER_ERROR: &str = "HTTP 503 from the token endpoint";
+/// The reason text of every gateway's reply: it never says whether the
+/// request was forwarded, so that a caller cannot tell.
+const GATEWAY_REPLY: &str = "the gateway in front of the token endpoint failed";
+
+/// The reason text of a request that never reached the provider.
+const NOT_SENT: &str = "connection refused: the request was not sent";
 
 /// What the provider did with one presentation (before any fault on the
 /// reply).
@@ -185,7 +197,9 @@ pub struct Presentation {
     /// What the caller saw.
     pub reply: ExchangeOutcome,
     /// Whether this presentation broke `no_reuse`: a consumed token, not
-    /// honoured, whose consumption no rotated-then-5xx reply had hidden.
+    /// honoured under a grace window or reuse count. Nothing excuses it: a
+    /// gateway's 5xx hid the consumption from the client, not from the
+    /// provider.
     pub unsafe_reuse: bool,
 }
 
@@ -289,7 +303,11 @@ impl FakeProvider {
         let lifetime = self.access_lifetime;
         let processed = !matches!(
             fault,
-            Some(ProviderFault::RateLimited { .. } | ProviderFault::Transient)
+            Some(
+                ProviderFault::RateLimited { .. }
+                    | ProviderFault::Transient
+                    | ProviderFault::GatewayWithoutForwarding
+            )
         );
         let found = self.find_refresh(presented);
         let (link, result, unsafe_reuse) = match found {
@@ -316,7 +334,7 @@ impl FakeProvider {
                     family.unsafe_reuses += 1;
                 }
                 let result = if processed {
-                    apply(model, lifetime, family, n, now, decision, fault)
+                    apply(model, lifetime, family, n, now, decision)
                 } else {
                     PresentationResult::NotProcessed
                 };
@@ -327,11 +345,19 @@ impl FakeProvider {
             Some(ProviderFault::RateLimited { retry_after }) => {
                 ExchangeOutcome::RateLimited { retry_after }
             }
-            Some(ProviderFault::Transient | ProviderFault::RotatedThen5xx) => {
-                ExchangeOutcome::Transient {
-                    reason: SERVER_ERROR.into(),
+            Some(ProviderFault::Transient) => ExchangeOutcome::Transient {
+                reason: NOT_SENT.into(),
+            },
+            Some(ProviderFault::GatewayAfterForwarding { status }) => {
+                ExchangeOutcome::ServerError {
+                    status,
+                    reason: GATEWAY_REPLY.into(),
                 }
             }
+            Some(ProviderFault::GatewayWithoutForwarding) => ExchangeOutcome::ServerError {
+                status: 503,
+                reason: GATEWAY_REPLY.into(),
+            },
             Some(ProviderFault::LostReply) => ExchangeOutcome::OutcomeUnknown,
             None => match &result {
                 PresentationResult::Issued(set)
@@ -420,10 +446,9 @@ impl FakeProvider {
 
     /// How many times `link`'s consumed refresh tokens were presented again
     /// without the provider honouring them under a grace window or reuse
-    /// count — breaches of the `no_reuse` invariant. Presentations of a
-    /// token whose consumption a [`ProviderFault::RotatedThen5xx`] reply hid
-    /// are not counted; those that were rate limited or failed before
-    /// processing are.
+    /// count — breaches of the `no_reuse` invariant. Presentations that were
+    /// rate limited or never reached the provider count too: the algorithm
+    /// sent a consumed token all the same.
     pub fn unsafe_reuses(&self, link: &LinkId) -> u32 {
         self.families.get(link).map_or(0, |f| f.unsafe_reuses)
     }

@@ -408,7 +408,19 @@ fn rate_limited_and_transient_presentations_consume_nothing() {
     assert_eq!(
         p.exchange(at(2_000), &r("R0"), Some(ProviderFault::Transient)),
         ExchangeOutcome::Transient {
-            reason: SERVER_ERROR.into()
+            reason: NOT_SENT.into()
+        }
+    );
+    assert_eq!(last_result(&p), &PresentationResult::NotProcessed);
+    assert_eq!(
+        p.exchange(
+            at(2_500),
+            &r("R0"),
+            Some(ProviderFault::GatewayWithoutForwarding)
+        ),
+        ExchangeOutcome::ServerError {
+            status: 503,
+            reason: GATEWAY_REPLY.into()
         }
     );
     assert_eq!(last_result(&p), &PresentationResult::NotProcessed);
@@ -416,7 +428,7 @@ fn rate_limited_and_transient_presentations_consume_nothing() {
     assert!(p.is_refresh_live(&r("R0")));
     assert!(p.is_access_live(&a("A0"), at(2_000)));
     assert_eq!(p.rotations(&link()), 0);
-    assert_eq!(p.presentations().len(), 2);
+    assert_eq!(p.presentations().len(), 3);
     // The token still works afterwards.
     assert_eq!(
         p.exchange(at(3_000), &r("R0"), None),
@@ -452,44 +464,42 @@ fn a_lost_reply_rotates_and_a_retry_is_an_unsafe_reuse() {
 }
 
 #[test]
-fn rotated_then_5xx_looks_transient_and_exempts_the_retry() {
+fn a_gateway_after_forwarding_hides_the_rotation_and_excuses_no_retry() {
     let mut p = enrolled(ProviderModel::ReuseDetection);
-    let transient = p.exchange(at(1_000), &r("R0"), Some(ProviderFault::RotatedThen5xx));
-    // Word for word what a 5xx before processing says.
+    let after = p.exchange(
+        at(1_000),
+        &r("R0"),
+        Some(ProviderFault::GatewayAfterForwarding { status: 502 }),
+    );
+    let mut untouched = enrolled(ProviderModel::ReuseDetection);
+    let without = untouched.exchange(
+        at(1_000),
+        &r("R0"),
+        Some(ProviderFault::GatewayWithoutForwarding),
+    );
+    // The same kind of reply, whether or not the provider saw the request.
     assert_eq!(
-        transient,
-        ExchangeOutcome::Transient {
-            reason: SERVER_ERROR.into()
+        after,
+        ExchangeOutcome::ServerError {
+            status: 502,
+            reason: GATEWAY_REPLY.into()
         }
     );
+    assert!(matches!(without, ExchangeOutcome::ServerError { .. }));
     assert!(matches!(last_result(&p), PresentationResult::Issued(_)));
     assert_eq!(live(&p), ["R1"]);
     assert_eq!(p.rotations(&link()), 1);
+    assert_eq!(live(&untouched), ["R0"]);
 
-    // The retry still revokes the family — the provider cannot know —
-    // but it is no breach of `no_reuse`: nobody could have known either.
+    // Presenting the token again revokes the family, and it is a breach of
+    // `no_reuse`: the 5xx hid the consumption from the client only.
     assert_eq!(
         p.exchange(at(2_000), &r("R0"), None),
         rejected("invalid_grant")
     );
     assert!(p.family_revoked(&link()));
-    assert_eq!(p.unsafe_reuses(&link()), 0);
-    assert!(!p.presentations().last().unwrap().unsafe_reuse);
-}
-
-#[test]
-fn rotated_then_5xx_on_a_rejected_presentation_hides_nothing() {
-    let mut p = enrolled(ProviderModel::SingleUse);
-    p.exchange(at(1_000), &r("R0"), None);
-    assert_eq!(
-        p.exchange(at(2_000), &r("R0"), Some(ProviderFault::RotatedThen5xx)),
-        ExchangeOutcome::Transient {
-            reason: SERVER_ERROR.into()
-        }
-    );
     assert_eq!(p.unsafe_reuses(&link()), 1);
-    p.exchange(at(3_000), &r("R0"), None);
-    assert_eq!(p.unsafe_reuses(&link()), 2);
+    assert!(p.presentations().last().unwrap().unsafe_reuse);
 }
 
 #[test]
@@ -540,7 +550,7 @@ fn unknown_tokens_are_rejected_and_touch_no_family() {
     assert_eq!(
         p.exchange(at(1_000), &r("R7"), Some(ProviderFault::Transient)),
         ExchangeOutcome::Transient {
-            reason: SERVER_ERROR.into()
+            reason: NOT_SENT.into()
         }
     );
     assert_eq!(
@@ -650,11 +660,15 @@ fn states_that_behave_differently_are_different() {
     rotated.exchange(at(1_000), &r("R0"), None);
     assert_ne!(rotated, base);
 
-    // A hidden consumption changes how a later reuse is counted.
-    let mut hidden = base.clone();
-    hidden.exchange(at(1_000), &r("R0"), Some(ProviderFault::RotatedThen5xx));
-    assert_ne!(hidden, rotated);
-    assert_ne!(hash_of(&hidden), hash_of(&rotated));
+    // A gateway's 5xx changes nothing the provider did.
+    let mut behind_gateway = base.clone();
+    behind_gateway.exchange(
+        at(1_000),
+        &r("R0"),
+        Some(ProviderFault::GatewayAfterForwarding { status: 504 }),
+    );
+    assert_eq!(behind_gateway, rotated);
+    assert_eq!(hash_of(&behind_gateway), hash_of(&rotated));
 
     // An unsafe reuse that changed nothing else still counts.
     let mut counted = rotated.clone();

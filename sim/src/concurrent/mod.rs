@@ -68,7 +68,12 @@ impl ThreadPlan {
             (f.rate_limits, "rate limits"),
             (f.transients, "transient errors"),
             (f.lost_replies, "lost replies"),
-            (f.rotated_then_5xx, "rotated-then-5xx replies"),
+            (f.gateway_after_forwarding, "gateway 502s after forwarding"),
+            (f.gateway_before_arrival, "gateway 504s before arrival"),
+            (
+                f.gateway_without_forwarding,
+                "gateway 503s without forwarding",
+            ),
             (f.timeouts, "timeouts"),
             (f.validation_failures, "validation failures"),
             (f.clock_jumps, "clock jumps (stalls)"),

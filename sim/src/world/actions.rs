@@ -144,8 +144,16 @@ impl World {
                         if b.lost_replies > 0 && !orphaned {
                             fault(Fault::LostReply);
                         }
-                        if b.rotated_then_5xx > 0 {
-                            fault(Fault::RotatedThen5xx);
+                        // A zombie's reply goes nowhere: a gateway failing
+                        // it adds nothing a lost reply would not.
+                        if b.gateway_after_forwarding > 0 && !orphaned {
+                            fault(Fault::GatewayAfterForwarding);
+                        }
+                        if b.gateway_before_arrival > 0 && !orphaned {
+                            fault(Fault::GatewayBeforeArrival);
+                        }
+                        if b.gateway_without_forwarding > 0 && !orphaned {
+                            fault(Fault::GatewayWithoutForwarding);
                         }
                     }
                     Effect::Validate { .. } if b.validation_failures > 0 => {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use baton_core::{Effect, Input, RefreshToken, ValidationOutcome};
+use baton_core::{Effect, ExchangeOutcome, Input, RefreshToken, ValidationOutcome};
 use baton_fakes::{ProviderFault, StoreFault};
 
 use super::{describe_effect, describe_input, describe_outcome, Fault, Message, Notes, World};
@@ -101,10 +101,50 @@ impl World {
                         self.used.lost_reply = true;
                         Some(ProviderFault::LostReply)
                     }
-                    Some(Fault::RotatedThen5xx) => {
-                        self.budget.rotated_then_5xx -= 1;
-                        self.used.rotated_then_5xx = true;
-                        Some(ProviderFault::RotatedThen5xx)
+                    Some(Fault::GatewayAfterForwarding) => {
+                        self.budget.gateway_after_forwarding -= 1;
+                        self.used.gateway = true;
+                        Some(ProviderFault::GatewayAfterForwarding { status: 502 })
+                    }
+                    Some(Fault::GatewayWithoutForwarding) => {
+                        self.budget.gateway_without_forwarding -= 1;
+                        self.used.gateway = true;
+                        Some(ProviderFault::GatewayWithoutForwarding)
+                    }
+                    Some(Fault::GatewayBeforeArrival) => {
+                        // The gateway answers now; the request travels on
+                        // to the provider as a zombie, delivered later.
+                        self.budget.gateway_before_arrival -= 1;
+                        self.used.gateway = true;
+                        let incarnation = self.replicas[r].incarnation;
+                        note.add(|| {
+                            (
+                                format!("r{replica}"),
+                                "provider".into(),
+                                format!(
+                                    "presents {}: the gateway answers 504 while the request is still on its way",
+                                    refresh_token.expose_secret()
+                                ),
+                            )
+                        });
+                        self.messages.push(Message::Reply {
+                            link: link.clone(),
+                            replica,
+                            incarnation,
+                            id: *id,
+                            deadline: *deadline,
+                            outcome: ExchangeOutcome::ServerError {
+                                status: 504,
+                                reason: "gateway timeout".into(),
+                            },
+                        });
+                        self.messages.push(Message::Sent {
+                            replica,
+                            incarnation,
+                            effect,
+                            orphaned: true,
+                        });
+                        return;
                     }
                     _ => None,
                 };
@@ -118,8 +158,11 @@ impl World {
                     refresh_token,
                     provider_fault,
                 );
-                let delivered =
-                    !orphaned && !matches!(fault, Some(Fault::LostReply | Fault::RotatedThen5xx));
+                let delivered = !orphaned
+                    && !matches!(
+                        fault,
+                        Some(Fault::LostReply | Fault::GatewayAfterForwarding)
+                    );
                 if !delivered {
                     // Whatever the provider issued now, nobody will hear of it.
                     for token in self.provider.live_refresh_tokens(link) {

@@ -60,6 +60,7 @@ pub fn describe_outcome(outcome: &ExchangeOutcome) -> String {
         ExchangeOutcome::Rejected { reason } => format!("rejected ({reason})"),
         ExchangeOutcome::RateLimited { .. } => "rate limited".into(),
         ExchangeOutcome::Transient { reason } => format!("transient error ({reason})"),
-        ExchangeOutcome::OutcomeUnknown => "processed; the reply is lost".into(),
+        ExchangeOutcome::ServerError { status, reason } => format!("HTTP {status} ({reason})"),
+        ExchangeOutcome::OutcomeUnknown => "no reply".into(),
     }
 }

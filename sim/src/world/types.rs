@@ -163,12 +163,19 @@ impl Message {
 pub enum Fault {
     /// The token endpoint rate-limits.
     RateLimited,
-    /// The token endpoint fails before processing.
+    /// The request never reaches the provider (connection refused): nothing
+    /// is consumed, and the driver knows it.
     Transient,
     /// The provider rotates; the reply is lost.
     LostReply,
-    /// The provider rotates, then answers 5xx.
-    RotatedThen5xx,
+    /// A gateway forwards the request, the provider processes it, and the
+    /// gateway answers 502 in place of the provider's reply.
+    GatewayAfterForwarding,
+    /// A gateway answers 504 at once while the forwarded request is still on
+    /// its way to the provider, where it lands later: a zombie.
+    GatewayBeforeArrival,
+    /// A gateway answers 503 without forwarding the request.
+    GatewayWithoutForwarding,
     /// The store write fails; `applied` says whether it landed anyway.
     StoreWriteFailed {
         /// Landed despite the error.
@@ -239,12 +246,13 @@ pub struct FaultsUsed {
     pub store_failure: bool,
     /// The provider rate-limited.
     pub rate_limit: bool,
-    /// The provider failed transiently (before or after rotating).
+    /// The request never reached the provider.
     pub transient: bool,
     /// A reply was lost after the provider rotated.
     pub lost_reply: bool,
-    /// The provider rotated and then failed.
-    pub rotated_then_5xx: bool,
+    /// A gateway in front of the provider answered 5xx (in any of its
+    /// forms: the replica cannot tell whether the request was forwarded).
+    pub gateway: bool,
     /// A driver deadline passed with the request or reply on its way.
     pub timeout: bool,
     /// A validation call failed.
@@ -254,10 +262,11 @@ pub struct FaultsUsed {
 }
 
 impl FaultsUsed {
-    /// Whether some fault destroyed knowledge of an issued token (the
-    /// faults under which a lost rotation is excused).
+    /// Whether some fault hid from the replicas whether a token was
+    /// consumed, or destroyed knowledge of an issued one (the faults under
+    /// which a lost rotation, and an unknown outcome, are excused).
     pub fn lost_knowledge(&self) -> bool {
-        self.crash || self.lost_reply || self.timeout || self.rotated_then_5xx
+        self.crash || self.lost_reply || self.timeout || self.gateway
     }
 }
 

@@ -246,7 +246,10 @@ impl Flighted {
                             delay: retry_after.unwrap_or_default(),
                         }),
                     ),
-                    ExchangeOutcome::Transient { reason } => {
+                    // Written before gateways were understood: every 5xx
+                    // was a transient error, and the token is presented again.
+                    ExchangeOutcome::Transient { reason }
+                    | ExchangeOutcome::ServerError { reason, .. } => {
                         self.release_then(&link, temporary(&reason))
                     }
                     ExchangeOutcome::OutcomeUnknown => {

@@ -260,7 +260,10 @@ impl PerCaller {
                             delay: retry_after.unwrap_or_default(),
                         }),
                     ),
-                    ExchangeOutcome::Transient { reason } => {
+                    // Written before gateways were understood: every 5xx
+                    // was a transient error, and the token is presented again.
+                    ExchangeOutcome::Transient { reason }
+                    | ExchangeOutcome::ServerError { reason, .. } => {
                         self.finish(caller, link, temporary(&reason))
                     }
                     ExchangeOutcome::OutcomeUnknown => {

@@ -1,0 +1,386 @@
+//! Scenario files: a TOML description of a world and, per algorithm, the
+//! verdict the harness must reach. Unknown keys and bad values are errors
+//! naming the file, line and column.
+//!
+//! ```toml
+//! description = "Two replicas race at expiry on a single-use provider."
+//!
+//! [world]
+//! replicas = 2
+//! callers = 1
+//! provider = "single_use"
+//!
+//! [faults]
+//! clock_jumps = 1
+//!
+//! [expect]
+//! baton = "holds"
+//! naive = { violates = "no_poisoned_failure" }
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton_core::{SecondPresentation, ServerErrorAfterSend};
+use baton_fakes::ProviderModel;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+mod file;
+mod matrix;
+
+use file::{
+    parse_via_fromstr, ExpectTable, FaultsSection, ProviderName, ScenarioFile,
+    SecondPresentationSetting, ServerErrorSetting, WorldSection,
+};
+
+use crate::invariants::Invariant;
+use crate::spec::{second_presentation_of, Timing, WorldSpec};
+use crate::zoo::Algorithm;
+
+/// What a scenario expects of one algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// Every invariant holds in every reachable state.
+    Holds,
+    /// The explorer finds a run that breaks this invariant (the first one
+    /// it finds, which is on a shortest breaking run).
+    Violates(Invariant),
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Holds => f.write_str("holds"),
+            Expectation::Violates(invariant) => write!(f, "violates {invariant}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expectation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ExpectationVisitor;
+        impl<'de> Visitor<'de> for ExpectationVisitor {
+            type Value = Expectation;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""holds" or { violates = "<invariant>" }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Expectation, E> {
+                match v {
+                    "holds" => Ok(Expectation::Holds),
+                    other => Err(E::custom(format!(
+                        r#"expected "holds" or {{ violates = "<invariant>" }}, found "{other}""#
+                    ))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expectation, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "violates" || found.is_some() {
+                        return Err(de::Error::custom(format!(
+                            "unexpected key `{key}` (expected only `violates`)"
+                        )));
+                    }
+                    let name: String = map.next_value()?;
+                    found = Some(name.parse::<Invariant>().map_err(de::Error::custom)?);
+                }
+                found
+                    .map(Expectation::Violates)
+                    .ok_or_else(|| de::Error::custom("missing key `violates`"))
+            }
+        }
+        deserializer.deserialize_any(ExpectationVisitor)
+    }
+}
+
+/// A loaded scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file's stem.
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// What it is about.
+    pub description: String,
+    /// Why some failure cannot be avoided by any algorithm, if one cannot.
+    pub unavoidable: Option<String>,
+    /// The world (its `algorithm` is set per run).
+    pub world: WorldSpec,
+    /// The state budget.
+    pub max_states: usize,
+    /// The invariants checked.
+    pub invariants: Vec<Invariant>,
+    /// Per algorithm, what must be found.
+    pub expectations: Vec<(Algorithm, Expectation)>,
+}
+
+impl Scenario {
+    /// The world for one algorithm.
+    pub fn spec_for(&self, algorithm: Algorithm) -> WorldSpec {
+        WorldSpec {
+            algorithm,
+            ..self.world.clone()
+        }
+    }
+}
+
+/// A scenario that could not be loaded: where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, with line and column where known.
+    pub message: String,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, col)
+}
+
+/// Reports errors in one file, pointing at line and column where a span is
+/// known.
+pub(crate) struct Errors<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Errors<'_> {
+    fn error(&self, message: String) -> ScenarioError {
+        ScenarioError {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    fn at(&self, span: std::ops::Range<usize>, message: String) -> ScenarioError {
+        let (line, col) = line_col(self.text, span.start);
+        self.error(format!("line {line}, column {col}: {message}"))
+    }
+}
+
+/// Parses a scenario from `text`; `path` names it in errors. A matrix file
+/// (one with a `[matrix]` section) is refused: use [`parse_all`].
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let mut all = parse_all(path, text)?;
+    if all.len() != 1 || text_is_matrix(text) {
+        return Err(Errors { path, text }.error(format!(
+            "a matrix of {} scenarios, not one (load it with `load_file`)",
+            all.len()
+        )));
+    }
+    Ok(all.remove(0))
+}
+
+fn text_is_matrix(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "[matrix]")
+}
+
+/// Parses a scenario file: one scenario, or every cell of a matrix.
+pub fn parse_all(path: &Path, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
+    let errors = Errors { path, text };
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => errors.at(span, e.message().to_string()),
+        None => errors.error(e.message().to_string()),
+    })?;
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    if file.matrix.is_some() {
+        return matrix::expand(&errors, &stem, &file);
+    }
+    if !file.rules.is_empty() {
+        return Err(errors.error("`[[rule]]` needs a `[matrix]` to apply to".into()));
+    }
+    let Some(provider) = file.world.provider else {
+        return Err(errors.error("[world] needs a `provider`".into()));
+    };
+    let expectations = expectations(&errors, &file.expect, [])?;
+    let cell = Cell {
+        name: stem,
+        world: file.world.clone(),
+        provider,
+        faults: file.faults.clone(),
+        invariants: file.check.invariants.clone(),
+        unavoidable: file.unavoidable.clone(),
+        expectations,
+    };
+    Ok(vec![build(&errors, &file, cell)?])
+}
+
+/// What one scenario (a plain file, or one cell of a matrix) is made of.
+pub(crate) struct Cell {
+    name: String,
+    world: WorldSection,
+    provider: ProviderName,
+    faults: FaultsSection,
+    invariants: Option<Vec<Invariant>>,
+    unavoidable: Option<String>,
+    expectations: Vec<(Algorithm, Expectation)>,
+}
+
+/// Reads `[expect]` tables, later ones overriding earlier ones per algorithm.
+fn expectations<'t>(
+    errors: &Errors<'_>,
+    base: &'t toml::Spanned<ExpectTable>,
+    overrides: impl IntoIterator<Item = &'t ExpectTable>,
+) -> Result<Vec<(Algorithm, Expectation)>, ScenarioError> {
+    let mut merged = std::collections::BTreeMap::new();
+    for table in std::iter::once(base.get_ref()).chain(overrides) {
+        for (name, expectation) in table {
+            // The key's own span is not kept by the map; point at the value.
+            let algorithm = parse_via_fromstr::<_, Algorithm>(toml::de::ValueDeserializer::new(
+                &format!("\"{name}\""),
+            ))
+            .map_err(|e: toml::de::Error| errors.at(expectation.span(), e.message().to_string()))?;
+            merged.insert(name.clone(), (algorithm, *expectation.get_ref()));
+        }
+    }
+    if merged.is_empty() {
+        return Err(errors.at(base.span(), "[expect] names no algorithm".into()));
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// Turns one cell into a scenario, checking what serde cannot.
+fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenario, ScenarioError> {
+    let w = &cell.world;
+    let error = |message: String| errors.error(format!("{}: {message}", cell.name));
+    let window = || {
+        w.grace_window_secs
+            .map(Duration::from_secs)
+            .ok_or_else(|| error("grace providers need `grace_window_secs`".into()))
+    };
+    let provider = match cell.provider {
+        ProviderName::SingleUse => ProviderModel::SingleUse,
+        ProviderName::ReuseDetection => ProviderModel::ReuseDetection,
+        ProviderName::GraceIdempotent => ProviderModel::GraceIdempotent { window: window()? },
+        ProviderName::GraceFork => ProviderModel::GraceFork { window: window()? },
+        ProviderName::GracePreviousValid => ProviderModel::GracePreviousValid { window: window()? },
+        ProviderName::CountedReuse => ProviderModel::CountedReuse {
+            max_reuse: w
+                .max_reuse
+                .ok_or_else(|| error("counted_reuse needs `max_reuse`".into()))?,
+        },
+        ProviderName::RotatingNoRevocation => ProviderModel::RotatingNoRevocation,
+        ProviderName::NonRotating => ProviderModel::NonRotating,
+    };
+    let skews = match &w.skews_ms {
+        Some(spanned) => {
+            if spanned.get_ref().len() != usize::from(w.replicas) {
+                return Err(errors.at(
+                    spanned.span(),
+                    format!(
+                        "`skews_ms` has {} entries for {} replicas",
+                        spanned.get_ref().len(),
+                        w.replicas
+                    ),
+                ));
+            }
+            spanned.get_ref().clone()
+        }
+        None => Vec::new(),
+    };
+    let defaults = Timing::default();
+    let t = &file.timing;
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let timing = Timing {
+        access_lifetime: secs(t.access_lifetime_secs, defaults.access_lifetime),
+        expiry_margin: secs(t.expiry_margin_secs, defaults.expiry_margin),
+        lease: secs(t.lease_secs, defaults.lease),
+        exchange_timeout: secs(t.exchange_timeout_secs, defaults.exchange_timeout),
+        poll: secs(t.poll_secs, defaults.poll),
+    };
+    let second_presentation = match w.second_presentation {
+        None => second_presentation_of(provider),
+        Some(SecondPresentationSetting::Fatal) => SecondPresentation::Fatal,
+        Some(SecondPresentationSetting::AlwaysSafe) => SecondPresentation::AlwaysSafe,
+        Some(SecondPresentationSetting::SafeWithinSecs(s)) => {
+            SecondPresentation::SafeWithin(Duration::from_secs(s))
+        }
+    };
+    let world = WorldSpec {
+        algorithm: Algorithm::Baton,
+        replicas: w.replicas,
+        callers: w.callers,
+        requests: w.requests,
+        links: w.links,
+        provider,
+        second_presentation,
+        server_error_after_send: match w.server_error_after_send {
+            ServerErrorSetting::Unknown => ServerErrorAfterSend::Unknown,
+            ServerErrorSetting::Retry => ServerErrorAfterSend::Retry,
+        },
+        timing,
+        validate: w.validate,
+        skews,
+        faults: cell.faults.budget(),
+    };
+    if let Err(e) = world.config(0, 0) {
+        return Err(errors.error(format!("[timing] {e}")));
+    }
+    Ok(Scenario {
+        name: cell.name,
+        path: errors.path.to_path_buf(),
+        description: file.description.clone(),
+        unavoidable: cell.unavoidable,
+        world,
+        max_states: file.check.max_states.unwrap_or(2_000_000),
+        invariants: cell.invariants.unwrap_or_else(|| Invariant::ALL.to_vec()),
+        expectations: cell.expectations,
+    })
+}
+
+/// Loads one scenario file that is not a matrix.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = read(path)?;
+    parse(path, &text)
+}
+
+/// Loads one scenario file: its scenario, or every cell of its matrix.
+pub fn load_file(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let text = read(path)?;
+    parse_all(path, &text)
+}
+
+fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// Loads every `*.toml` under each path (files are taken as they are),
+/// sorted by path. Stops at the first bad file.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| ScenarioError {
+                path: path.display().to_string(),
+                message: format!("cannot list: {e}"),
+            })?;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "toml") {
+                    files.push(p);
+                }
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    let mut scenarios = Vec::new();
+    for file in &files {
+        scenarios.extend(load_file(file)?);
+    }
+    Ok(scenarios)
+}
+
+#[cfg(test)]
+mod tests;
