@@ -63,6 +63,7 @@ pub struct Config {
     pub(crate) lease_poll_interval: Duration,
     pub(crate) second_presentation: SecondPresentation,
     pub(crate) server_error_after_send: ServerErrorAfterSend,
+    pub(crate) max_request_age: Option<Duration>,
     pub(crate) persist_attempts: u32,
     pub(crate) store_retry_delay: Duration,
     pub(crate) default_retry_after: Duration,
@@ -82,6 +83,7 @@ impl Config {
                 lease_poll_interval: Duration::from_millis(250),
                 second_presentation: SecondPresentation::Fatal,
                 server_error_after_send: ServerErrorAfterSend::Unknown,
+                max_request_age: None,
                 persist_attempts: 3,
                 store_retry_delay: Duration::from_millis(200),
                 default_retry_after: Duration::from_secs(1),
@@ -125,20 +127,30 @@ impl Config {
         self.server_error_after_send
     }
 
+    /// How late a sent request can still reach the provider, if the team
+    /// has stated a bound.
+    pub fn max_request_age(&self) -> Option<Duration> {
+        self.max_request_age
+    }
+
     /// Whether `grant` is still good at `now`, outside the margin.
     pub(crate) fn is_live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
         now + self.expiry_margin < expires_at
     }
 
     /// Whether a token first presented no earlier than `first_presented`
-    /// may be presented again now, given that our request may take up to the
-    /// exchange timeout to arrive.
+    /// may be presented again now. Inside a grace window that needs every
+    /// presentation — the earlier one, which may still be on its way, and
+    /// ours — to reach the provider before the window closes, so it rests
+    /// on the stated [`max_request_age`](ConfigBuilder::max_request_age):
+    /// without one, no second presentation is safe.
     pub(crate) fn may_present_again(&self, first_presented: Timestamp, now: Timestamp) -> bool {
-        match self.second_presentation {
-            SecondPresentation::Fatal => false,
-            SecondPresentation::AlwaysSafe => true,
-            SecondPresentation::SafeWithin(window) => {
-                now + self.exchange_timeout < first_presented + window
+        match (self.second_presentation, self.max_request_age) {
+            (SecondPresentation::Fatal, _) => false,
+            (SecondPresentation::AlwaysSafe, _) => true,
+            (SecondPresentation::SafeWithin(_), None) => false,
+            (SecondPresentation::SafeWithin(window), Some(age)) => {
+                now + age < first_presented + window
             }
         }
     }
@@ -194,6 +206,24 @@ impl ConfigBuilder {
     /// trade-off before choosing it.
     pub fn server_error_after_send(mut self, meaning: ServerErrorAfterSend) -> Self {
         self.config.server_error_after_send = meaning;
+        self
+    }
+
+    /// A bound the team states about the path to the provider: a request
+    /// that has not reached the provider this long after it was sent never
+    /// will (a gateway's upstream timeout, a provider that discards stale
+    /// requests). Default: no bound.
+    ///
+    /// Only grace windows need it. A provider that honours a second
+    /// presentation within a window of the first use honours it only if it
+    /// *arrives* inside the window — and a first request a gateway answered
+    /// 504 for, or whose reply was lost, may still be on its way: it can
+    /// land after our second presentation, after the window closed, and be
+    /// taken as a reuse (the family revoked). With no bound stated, baton
+    /// never presents a token twice, even inside a grace window; with one,
+    /// it presents again only while both requests must land in the window.
+    pub fn max_request_age(mut self, age: Duration) -> Self {
+        self.config.max_request_age = Some(age);
         self
     }
 
@@ -343,10 +373,18 @@ mod tests {
             .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(30)))
             .build()
             .unwrap();
+        // With no bound on how late a request may land, a second
+        // presentation is never safe, even inside the window.
+        assert!(!grace.may_present_again(t(0), t(0)));
+        let bounded = builder()
+            .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(30)))
+            .max_request_age(Duration::from_secs(5))
+            .build()
+            .unwrap();
         // Our request may arrive up to 5 s late, so the last safe send is
         // strictly before first + 25 s.
-        assert!(grace.may_present_again(t(0), t(24_999)));
-        assert!(!grace.may_present_again(t(0), t(25_000)));
+        assert!(bounded.may_present_again(t(0), t(24_999)));
+        assert!(!bounded.may_present_again(t(0), t(25_000)));
         let fatal = builder().build().unwrap();
         assert!(!fatal.may_present_again(t(0), t(0)));
         let never_consumed = builder()

@@ -29,7 +29,11 @@
 //!    has an unknown outcome, and never presents that token again unless the
 //!    provider allows a second presentation ([`SecondPresentation`]).
 //! 5. The refresh token is exchanged once, with a deadline shorter than the
-//!    lease.
+//!    lease. No reply, or a server error after the request was sent (a
+//!    gateway answers 502 or 504 after forwarding, often after the provider
+//!    rotated), is an unknown outcome: the token is presented again only
+//!    where [`SecondPresentation`] and [`Config::max_request_age`] make that
+//!    safe, unless [`ServerErrorAfterSend::Retry`] was chosen.
 //! 6. New tokens are persisted at once, by compare-and-swap on the presented
 //!    refresh token, even if every caller has gone away.
 //! 7. On rejection the row is re-read: a winner's token is adopted, otherwise

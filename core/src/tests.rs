@@ -462,7 +462,9 @@ fn an_expired_lease_is_taken_over_where_a_second_presentation_is_safe() {
     // Grace window 60 s; the lease was taken at NOW - 31 s: presenting now,
     // arriving by NOW + 10 s, is inside the window.
     let mut s = Script::new(
-        config().second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(60))),
+        config()
+            .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(60)))
+            .max_request_age(TIMEOUT),
     );
     s.request(1);
     let expired_lease = lease("b", "R0", NOW - Duration::from_secs(1));
@@ -475,7 +477,9 @@ fn an_expired_lease_is_taken_over_where_a_second_presentation_is_safe() {
 
     // With a 30 s window the same takeover could land outside it.
     let mut s = Script::new(
-        config().second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(30))),
+        config()
+            .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(30)))
+            .max_request_age(TIMEOUT),
     );
     s.request(1);
     let mut stalled = row(expired("A0"), "R0");
@@ -791,9 +795,100 @@ fn an_unknown_outcome_is_cached_never_re_presented_on_a_fatal_provider() {
 }
 
 #[test]
-fn an_unknown_outcome_is_re_presented_once_inside_a_grace_window() {
+fn a_server_error_after_sending_is_an_unknown_outcome_unless_configured_to_retry() {
+    let server_error = || ExchangeOutcome::ServerError {
+        status: 502,
+        reason: "bad gateway".into(),
+    };
+    // The default: the token may have been consumed behind the gateway.
+    let mut s = Script::new(config());
+    let ours = s.up_to_exchange(row(expired("A0"), "R0"));
+    assert_eq!(
+        s.exchanged(0, server_error()),
+        vec![settle(
+            0,
+            WriteIntent::CacheFailure,
+            "R0",
+            (None, Some(ours)),
+            (Some(CachedFailure::OutcomeUnknown), None),
+        )]
+    );
+    // Chosen explicitly: the token is kept for the next request.
+    let mut s = Script::new(config().server_error_after_send(ServerErrorAfterSend::Retry));
+    let ours = s.up_to_exchange(row(expired("A0"), "R0"));
+    assert_eq!(
+        s.exchanged(0, server_error()),
+        vec![settle(
+            0,
+            WriteIntent::ReleaseLease,
+            "R0",
+            (None, Some(ours)),
+            (None, None)
+        )]
+    );
+}
+
+#[test]
+fn a_grace_window_without_a_bound_on_late_requests_allows_no_second_presentation() {
     let mut s = Script::new(
         config().second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(60))),
+    );
+    let ours = s.up_to_exchange(row(expired("A0"), "R0"));
+    // The first request may still be on its way and land after the window.
+    assert_eq!(
+        s.exchanged(
+            0,
+            ExchangeOutcome::ServerError {
+                status: 504,
+                reason: "gateway timeout".into()
+            }
+        ),
+        vec![settle(
+            0,
+            WriteIntent::CacheFailure,
+            "R0",
+            (None, Some(ours)),
+            (Some(CachedFailure::OutcomeUnknown), None),
+        )]
+    );
+}
+
+#[test]
+fn an_unknown_outcome_costs_nothing_where_tokens_are_never_consumed() {
+    let mut s = Script::new(config().second_presentation(SecondPresentation::AlwaysSafe));
+    let ours = s.up_to_exchange(row(expired("A0"), "R0"));
+    // Presented again at once, then given up as temporary, never cached.
+    assert_eq!(
+        s.exchanged(0, ExchangeOutcome::OutcomeUnknown),
+        vec![exchange(0, "R0", NOW)]
+    );
+    assert_eq!(
+        s.exchanged(0, ExchangeOutcome::OutcomeUnknown),
+        vec![settle(
+            0,
+            WriteIntent::ReleaseLease,
+            "R0",
+            (None, Some(ours)),
+            (None, None)
+        )]
+    );
+    assert!(matches!(
+        &s.won(0, row(expired("A0"), "R0"))[..],
+        [Effect::Answer {
+            result: Err(RefreshError::Temporary(
+                TemporaryReason::ProviderUnavailable { .. }
+            )),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn an_unknown_outcome_is_re_presented_once_inside_a_grace_window() {
+    let mut s = Script::new(
+        config()
+            .second_presentation(SecondPresentation::SafeWithin(Duration::from_secs(60)))
+            .max_request_age(TIMEOUT),
     );
     s.up_to_exchange(row(expired("A0"), "R0"));
     s.now = NOW + TIMEOUT;

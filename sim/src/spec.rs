@@ -58,6 +58,11 @@ pub struct Timing {
     pub exchange_timeout: Duration,
     /// How often a replica waiting on a lease re-reads.
     pub poll: Duration,
+    /// The bound the machines are told about the path to the provider —
+    /// and that the world then keeps: an exchange request not delivered
+    /// this long after it was sent never is. `None`: no bound, requests
+    /// may land at any later time.
+    pub max_request_age: Option<Duration>,
 }
 
 impl Default for Timing {
@@ -68,6 +73,7 @@ impl Default for Timing {
             lease: Duration::from_secs(30),
             exchange_timeout: Duration::from_secs(10),
             poll: Duration::from_secs(30),
+            max_request_age: None,
         }
     }
 }
@@ -98,6 +104,9 @@ pub struct WorldSpec {
     /// Whether machines that can validate new tokens do (baton only; the
     /// historical models that validate always do).
     pub validate: bool,
+    /// The world does not keep `timing.max_request_age` (the machines are
+    /// told a bound the path does not honour): a misconfiguration to catch.
+    pub path_ignores_max_request_age: bool,
     /// Per-replica clock offset in ms (positive: ahead of the world).
     pub skews: Vec<i64>,
     /// The adversary's budget.
@@ -118,6 +127,7 @@ impl WorldSpec {
             server_error_after_send: ServerErrorAfterSend::Unknown,
             timing: Timing::default(),
             validate: false,
+            path_ignores_max_request_age: false,
             skews: Vec::new(),
             faults: FaultBudget::default(),
         }
@@ -131,7 +141,12 @@ impl WorldSpec {
     /// The configuration of a machine named `owner`.
     pub fn config_for(&self, owner: OwnerId) -> Result<Config, ConfigError> {
         let t = &self.timing;
-        Config::builder(owner)
+        let builder = Config::builder(owner);
+        let builder = match t.max_request_age {
+            Some(age) => builder.max_request_age(age),
+            None => builder,
+        };
+        builder
             .expiry_margin(t.expiry_margin)
             .lease_duration(t.lease)
             .exchange_timeout(t.exchange_timeout)

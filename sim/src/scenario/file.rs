@@ -105,6 +105,8 @@ pub(super) struct WorldSection {
     pub(super) second_presentation: Option<SecondPresentationSetting>,
     #[serde(default)]
     pub(super) server_error_after_send: ServerErrorSetting,
+    #[serde(default)]
+    pub(super) path_ignores_max_request_age: bool,
 }
 
 /// `[world] server_error_after_send`: what the machines are told a 5xx
@@ -125,6 +127,7 @@ pub(super) struct TimingSection {
     pub(super) lease_secs: Option<u64>,
     pub(super) exchange_timeout_secs: Option<u64>,
     pub(super) poll_secs: Option<u64>,
+    pub(super) max_request_age_secs: Option<u64>,
 }
 
 /// Generates `[faults]`: one `u8` budget per fault kind, and the label a

@@ -17,6 +17,16 @@
 //! baton = "holds"
 //! naive = { violates = "no_poisoned_failure" }
 //! ```
+//!
+//! A file with a `[matrix]` section is a table of scenarios: see
+//! [`matrix`](self#matrices) below and `scenarios/gateway.toml`.
+//!
+//! # Matrices
+//!
+//! `[matrix]` crosses `providers`, `worlds` and `faults`; every combination
+//! is a scenario named `file[provider,world,faults]`. `[[rule]]` tables
+//! (matching on those labels) override `[expect]`, the invariants checked
+//! or `unavoidable` for the cells they match, later rules last.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -294,6 +304,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         lease: secs(t.lease_secs, defaults.lease),
         exchange_timeout: secs(t.exchange_timeout_secs, defaults.exchange_timeout),
         poll: secs(t.poll_secs, defaults.poll),
+        max_request_age: t.max_request_age_secs.map(Duration::from_secs),
     };
     let second_presentation = match w.second_presentation {
         None => second_presentation_of(provider),
@@ -317,6 +328,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         },
         timing,
         validate: w.validate,
+        path_ignores_max_request_age: w.path_ignores_max_request_age,
         skews,
         faults: cell.faults.budget(),
     };

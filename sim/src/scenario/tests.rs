@@ -1,4 +1,5 @@
 //! Loading scenario files: good ones, and bad ones with errors that say where.
+
 use super::*;
 
 const GOOD: &str = r#"
@@ -66,4 +67,114 @@ fn errors_name_file_line_and_column() {
     let bad_timing = format!("{GOOD}\n[timing]\nlease_secs = 5\n");
     let e = err(&bad_timing);
     assert!(e.contains("exchange timeout"), "{e}");
+}
+
+const MATRIX: &str = r#"
+description = "a matrix"
+[world]
+grace_window_secs = 30
+[matrix]
+providers = ["single_use", { provider = "counted_reuse", max_reuse = 1 }, "grace_fork"]
+worlds = [{ replicas = 1, callers = 2 }, { replicas = 2, callers = 1, label = "pair" }]
+faults = [{ lost_replies = 1 }, { crashes = 1, cancels = 2 }]
+[expect]
+baton = "holds"
+naive = "holds"
+[[rule]]
+providers = ["single_use"]
+faults = ["lost_replies"]
+expect = { naive = { violates = "no_reuse" } }
+[[rule]]
+worlds = ["pair"]
+invariants = ["no_reuse"]
+unavoidable = "because"
+"#;
+
+#[test]
+fn a_matrix_expands_into_one_scenario_per_cell_with_rules_applied() {
+    let all = parse_all(Path::new("dir/m.toml"), MATRIX).unwrap();
+    assert_eq!(all.len(), 3 * 2 * 2);
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names[0], "m[single_use,1x2,lost_replies]");
+    assert_eq!(names[1], "m[single_use,1x2,crashes+cancelsx2]");
+    assert_eq!(names[2], "m[single_use,pair,lost_replies]");
+    assert_eq!(names[4], "m[counted_reuse,1x2,lost_replies]");
+    let cell = |name: &str| all.iter().find(|s| s.name == name).unwrap();
+
+    let first = cell("m[single_use,1x2,lost_replies]");
+    assert_eq!(first.world.provider, ProviderModel::SingleUse);
+    assert_eq!((first.world.replicas, first.world.callers), (1, 2));
+    assert_eq!(first.world.faults.lost_replies, 1);
+    assert_eq!(
+        first.expectations,
+        vec![
+            (Algorithm::Baton, Expectation::Holds),
+            (Algorithm::Naive, Expectation::Violates(Invariant::NoReuse)),
+        ]
+    );
+    assert_eq!(first.invariants, Invariant::ALL.to_vec());
+    assert_eq!(first.unavoidable, None);
+
+    let crash = cell("m[single_use,1x2,crashes+cancelsx2]");
+    assert_eq!(
+        (crash.world.faults.crashes, crash.world.faults.cancels),
+        (1, 2)
+    );
+    assert_eq!(crash.world.faults.lost_replies, 0);
+    assert_eq!(
+        crash.expectations[1],
+        (Algorithm::Naive, Expectation::Holds)
+    );
+
+    let pair = cell("m[counted_reuse,pair,lost_replies]");
+    assert_eq!(
+        pair.world.provider,
+        ProviderModel::CountedReuse { max_reuse: 1 }
+    );
+    assert_eq!((pair.world.replicas, pair.world.callers), (2, 1));
+    assert_eq!(pair.invariants, vec![Invariant::NoReuse]);
+    assert_eq!(pair.unavoidable.as_deref(), Some("because"));
+    assert_eq!(
+        cell("m[grace_fork,1x2,lost_replies]").world.provider,
+        ProviderModel::GraceFork {
+            window: Duration::from_secs(30)
+        }
+    );
+
+    // A matrix is not one scenario.
+    assert!(parse(Path::new("m.toml"), MATRIX)
+        .unwrap_err()
+        .to_string()
+        .contains("a matrix of 12 scenarios"));
+}
+
+#[test]
+fn matrix_mistakes_are_errors_that_say_where() {
+    let err = |text: &str| {
+        parse_all(Path::new("m.toml"), text)
+            .unwrap_err()
+            .to_string()
+    };
+    let typo = MATRIX.replace(r#"faults = ["lost_replies"]"#, r#"faults = ["lost_reply"]"#);
+    let e = err(&typo);
+    assert!(
+        e.contains("line 14") && e.contains("rule names faults `lost_reply`"),
+        "{e}"
+    );
+    assert!(e.contains("it has: lost_replies, crashes+cancelsx2"), "{e}");
+    let bad_fault = MATRIX.replace("{ lost_replies = 1 }", "{ lost_replys = 1 }");
+    let e = err(&bad_fault);
+    assert!(e.contains("line 8") && e.contains("lost_replys"), "{e}");
+    let no_window = MATRIX.replace("grace_window_secs = 30\n", "");
+    let e = err(&no_window);
+    assert!(
+        e.contains("m[grace_fork,1x2,lost_replies]: grace providers need `grace_window_secs`"),
+        "{e}"
+    );
+    let twice = MATRIX.replace(r#""grace_fork"]"#, r#""grace_fork", "single_use"]"#);
+    assert!(err(&twice).contains("both labelled `single_use`"));
+    let no_provider = GOOD.replace("provider = \"single_use\"\n", "");
+    assert!(err(&no_provider).contains("[world] needs a `provider`"));
+    let rule_alone = format!("{GOOD}\n[[rule]]\nexpect = {{ baton = \"holds\" }}\n");
+    assert!(err(&rule_alone).contains("`[[rule]]` needs a `[matrix]`"));
 }

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use baton_core::{CallerId, Effect, ExchangeOutcome, Input, RefreshError, RefreshMachine};
+use baton_core::{
+    CallerId, Effect, ExchangeOutcome, Input, RefreshError, RefreshMachine, Timestamp,
+};
 
 use super::{
     caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Notes,
@@ -134,9 +136,8 @@ impl World {
                         unreachable!("TimeOut is offered for exchanges only")
                     }
                 };
-                self.now = self
-                    .now
-                    .max(self.world_time(spec, usize::from(replica), deadline));
+                let to = self.world_time(spec, usize::from(replica), deadline);
+                self.move_clock(spec, to, &mut note);
                 note.add(|| {
                     (
                     format!("r{replica}"),
@@ -160,7 +161,7 @@ impl World {
                     self.budget.clock_jumps -= 1;
                     self.used.clock_jump = true;
                 }
-                self.now = at;
+                self.move_clock(spec, at, &mut note);
                 note.add(|| {
                     (
                         format!("r{replica}"),
@@ -172,7 +173,6 @@ impl World {
             }
             Action::AdvanceClock => {
                 let to = self.next_event().expect("offered only with an event ahead");
-                self.now = to;
                 self.budget.clock_jumps -= 1;
                 self.used.clock_jump = true;
                 note.add(|| {
@@ -182,6 +182,7 @@ impl World {
                         format!("time jumps to {to} (a stall)"),
                     )
                 });
+                self.move_clock(spec, to, &mut note);
             }
             Action::Crash { replica } => self.crash(spec, usize::from(replica), &mut note),
             Action::Cancel { caller } => {
@@ -313,6 +314,75 @@ impl World {
         c.waiting = false;
         if c.bad.is_none() {
             c.bad = judged;
+        }
+    }
+
+    /// Moves time forward to `to`. Where the world keeps a bound on how late
+    /// a request may reach the provider, requests older than it are gone:
+    /// the provider never sees them, and their senders learn nothing until
+    /// their deadlines.
+    pub(super) fn move_clock(&mut self, spec: &WorldSpec, to: Timestamp, note: &mut Notes<'_>) {
+        self.now = self.now.max(to);
+        let Some(age) = spec
+            .timing
+            .max_request_age
+            .filter(|_| !spec.path_ignores_max_request_age)
+        else {
+            return;
+        };
+        let mut i = 0;
+        while i < self.messages.len() {
+            let expired = match &self.messages[i] {
+                Message::Sent {
+                    replica,
+                    effect: Effect::Exchange { deadline, .. },
+                    ..
+                } => {
+                    let sent = self.world_time(spec, usize::from(*replica), *deadline)
+                        - spec.timing.exchange_timeout;
+                    sent + age <= self.now
+                }
+                _ => false,
+            };
+            if !expired {
+                i += 1;
+                continue;
+            }
+            let Message::Sent {
+                replica,
+                incarnation,
+                effect:
+                    Effect::Exchange {
+                        id,
+                        link,
+                        refresh_token,
+                        deadline,
+                    },
+                orphaned,
+            } = self.messages.remove(i)
+            else {
+                unreachable!("matched above")
+            };
+            note.add(|| {
+                (
+                    format!("r{replica}"),
+                    "provider".into(),
+                    format!(
+                        "the request presenting {} is older than the path allows: it never arrives",
+                        refresh_token.expose_secret()
+                    ),
+                )
+            });
+            if !orphaned {
+                self.used.timeout = true;
+                self.messages.push(Message::Lost {
+                    link,
+                    replica,
+                    incarnation,
+                    id,
+                    deadline,
+                });
+            }
         }
     }
 }
