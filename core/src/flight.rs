@@ -72,6 +72,12 @@ pub(crate) enum ReadPurpose {
         reason: String,
         lease: Lease,
     },
+    /// Taking `lease` failed in the store, and the write may have landed
+    /// anyway (a commit whose connection reset): find out, as a database
+    /// client resolves a commit of unknown outcome, instead of assuming it
+    /// was lost — a lease left behind looks like a presentation of unknown
+    /// outcome to every other replica once it expires.
+    ResolveLease { lease: Lease, reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -578,9 +584,34 @@ impl Machine {
     }
 
     pub(crate) fn lease_failed(&mut self, link: &LinkId, lease: Lease, reason: String) -> Next {
-        // The write may have landed; we never presented under it either way.
-        self.links.entry(link.clone()).or_default().reusable_lease = Some(lease);
-        Next::Finish(store_unavailable(reason))
+        // The write may have landed; we never presented under it either way,
+        // so it stays ours to take over even if the re-read fails too.
+        self.links.entry(link.clone()).or_default().reusable_lease = Some(lease.clone());
+        let id = self.read(link);
+        Next::Continue(Step::Reading {
+            id,
+            purpose: ReadPurpose::ResolveLease { lease, reason },
+        })
+    }
+
+    /// The re-read after a failed lease write: if the row holds our lease,
+    /// the write landed and we go on as its holder; otherwise it did not,
+    /// and the store's failure is the answer.
+    pub(crate) fn lease_resolved(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        lease: Lease,
+        reason: String,
+        row: Option<StoredLink>,
+    ) -> Next {
+        match row {
+            Some(row) if row.lease.as_ref() == Some(&lease) => {
+                self.links.entry(link.clone()).or_default().reusable_lease = None;
+                self.proceed(link, now, Some(row), Some(lease))
+            }
+            _ => Next::Finish(store_unavailable(reason)),
+        }
     }
 
     pub(crate) fn read_failed(reason: String) -> Next {

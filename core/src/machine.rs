@@ -247,6 +247,9 @@ impl Machine {
         match (step, input) {
             (Step::Reading { purpose, .. }, Input::LinkRead { row, .. }) => match purpose {
                 ReadPurpose::Fresh => self.proceed(link, now, row, None),
+                ReadPurpose::ResolveLease { lease, reason } => {
+                    self.lease_resolved(link, now, lease, reason, row)
+                }
                 ReadPurpose::AfterRejection {
                     presented,
                     reason,

@@ -973,10 +973,12 @@ fn store_failures_before_the_exchange_are_temporary_and_leave_no_orphan_lease() 
             }))
         )]
     );
-    // A lease write that failed may have landed. We never presented under
-    // it, so our next flight takes it over instead of waiting it out.
+    // A lease write that failed may have landed: the row is read again to
+    // find out. If the read fails too, we never presented under the lease,
+    // so our next flight takes it over instead of waiting it out.
     s.request(2);
     s.read(0, Some(row(expired("A0"), "R0")));
+    assert_eq!(s.store_failed(0), vec![read_effect(0)]);
     assert!(matches!(&s.store_failed(0)[..], [Effect::Answer { .. }]));
     let maybe_ours = our_lease("R0", NOW);
     let mut stored = row(expired("A0"), "R0");
@@ -986,6 +988,34 @@ fn store_failures_before_the_exchange_are_temporary_and_leave_no_orphan_lease() 
         s.read(0, Some(stored)),
         vec![take_lease(0, "R0", Some(maybe_ours), NOW)]
     );
+}
+
+#[test]
+fn a_lease_write_that_failed_but_landed_is_recognised_and_used() {
+    let mut s = Script::new(config());
+    s.request(1);
+    s.read(0, Some(row(expired("A0"), "R0")));
+    // The commit's reply was lost: re-read instead of assuming it failed.
+    assert_eq!(s.store_failed(0), vec![read_effect(0)]);
+    let mut landed = row(expired("A0"), "R0");
+    landed.lease = Some(our_lease("R0", NOW));
+    // The row holds our lease: we are its holder, and exchange under it.
+    assert_eq!(s.read(0, Some(landed)), vec![exchange(0, "R0", NOW)]);
+
+    // Not landed: the store's failure is the answer.
+    let mut s = Script::new(config());
+    s.request(1);
+    s.read(0, Some(row(expired("A0"), "R0")));
+    s.store_failed(0);
+    assert!(matches!(
+        &s.read(0, Some(row(expired("A0"), "R0")))[..],
+        [Effect::Answer {
+            result: Err(RefreshError::Temporary(
+                TemporaryReason::StoreUnavailable { .. }
+            )),
+            ..
+        }]
+    ));
 }
 
 #[test]

@@ -88,21 +88,32 @@ impl World {
     /// When replica `r`'s timer fires in world time, and whether getting
     /// there is a stall, which only the adversary can arrange: time passing
     /// beyond the deadline of an exchange whose sender still awaits it, or
-    /// passing at all while a store or API call is on its way (a healthy
-    /// driver finishes both well inside the lease).
+    /// beyond another process's earlier timer, or passing at all while a
+    /// store or API call is on its way (a healthy driver finishes both well
+    /// inside the lease).
     pub(super) fn timer_due(&self, spec: &WorldSpec, r: usize) -> Option<(Timestamp, bool)> {
         let at = self.replicas[r].machine.poll_timeout()?;
         let at = self.world_time(spec, r, at).max(self.now);
-        let stall = self.messages.iter().any(|m| match m {
-            Message::Sent { orphaned: true, .. } => false,
-            Message::Sent {
-                effect: Effect::Exchange { deadline, .. },
-                ..
-            }
-            | Message::Reply { deadline, .. }
-            | Message::Lost { deadline, .. } => *deadline < at,
-            Message::Sent { .. } | Message::ReadReply { .. } => self.now < at,
+        // Another process's timer due earlier would have fired first unless
+        // that process was paused: passing it is a stall too.
+        let passes_earlier_timer = (0..self.replicas.len()).any(|other| {
+            other != r
+                && self.replicas[other]
+                    .machine
+                    .poll_timeout()
+                    .is_some_and(|t| self.world_time(spec, other, t).max(self.now) < at)
         });
+        let stall = passes_earlier_timer
+            || self.messages.iter().any(|m| match m {
+                Message::Sent { orphaned: true, .. } => false,
+                Message::Sent {
+                    effect: Effect::Exchange { deadline, .. },
+                    ..
+                }
+                | Message::Reply { deadline, .. }
+                | Message::Lost { deadline, .. } => *deadline < at,
+                Message::Sent { .. } | Message::ReadReply { .. } => self.now < at,
+            });
         Some((at, stall))
     }
 
