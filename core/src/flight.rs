@@ -526,6 +526,17 @@ impl Machine {
         if row.refresh_token.as_ref() != Some(&settle.presented) {
             return self.proceed(link, now, Some(row.clone()), None);
         }
+        if let (FailureChange::CacheOutcomeUnknown, Some(judged)) =
+            (&settle.failure, &settle.clear_lease)
+        {
+            // We were about to record another holder's expired lease as an
+            // unknown outcome, and the lease is gone: its holder came back
+            // and settled the outcome itself (a release says the token was
+            // not consumed). What we judged no longer exists: decide afresh.
+            if judged.owner != self.config.owner && row.lease.as_ref() != Some(judged) {
+                return self.proceed(link, now, Some(row.clone()), None);
+            }
+        }
         let failure = settle.failure.applied_to(&row.failure);
         let lease = match (&row.lease, &settle.clear_lease) {
             (Some(held), Some(ours)) if held == ours => None,
