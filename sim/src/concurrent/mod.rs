@@ -50,6 +50,10 @@ pub struct ThreadPlan {
     pub workers: usize,
     /// Whether the first caller withdraws its first request at once.
     pub cancel_first: bool,
+    /// Every answer to this caller is lost on its way, so the caller waits
+    /// forever: a hang of the harness's making, to test that a hang ends
+    /// in a verdict. Never set by a scenario.
+    pub lose_answers_to: Option<usize>,
 }
 
 impl ThreadPlan {
@@ -98,6 +102,7 @@ impl ThreadPlan {
             callers,
             workers,
             cancel_first: f.cancels > 0,
+            lose_answers_to: None,
         })
     }
 }
