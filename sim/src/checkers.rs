@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::concurrent::loom_checker::{self, LoomOptions};
 use crate::concurrent::shuttle_checker::{self, ShuttleMode};
 use crate::concurrent::{ThreadPlan, ThreadViolation};
+use crate::coverage::Coverage;
 use crate::invariants::Invariant;
 use crate::randomized::{self, PropOptions};
 use crate::run::{CheckOptions, CheckResult, Found, ReplayFile};
@@ -91,7 +92,7 @@ impl Default for Budgets {
             loom_preemption_bound: None,
             shuttle_iterations: 1000,
             seed: 0,
-            proptest_cases: 512,
+            proptest_cases: 2048,
         }
     }
 }
@@ -124,15 +125,18 @@ fn verdict_ok(expected: Expectation, found: &Found) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn result(
     scenario: &Scenario,
     algorithm: Algorithm,
     expected: Expectation,
     checker: Checker,
     found: Found,
+    coverage: Coverage,
     executions: u64,
     started: Instant,
 ) -> CheckResult {
+    let states = usize::try_from(executions).unwrap_or(usize::MAX);
     CheckResult {
         scenario: scenario.name.clone(),
         path: scenario.path.display().to_string(),
@@ -140,8 +144,10 @@ fn result(
         checker: checker.name().into(),
         expected: expected.to_string(),
         ok: verdict_ok(expected, &found),
+        verdict: crate::run::verdict_text(expected, &found, &coverage, states),
         found,
-        states: usize::try_from(executions).unwrap_or(usize::MAX),
+        coverage,
+        states,
         transitions: 0,
         depth: 0,
         seconds: started.elapsed().as_secs_f64(),
@@ -170,14 +176,24 @@ pub fn check_threads(
         Err(reason) => {
             let found = Found::NotApplicable { reason };
             return Ok(result(
-                scenario, algorithm, expected, checker, found, 0, started,
+                scenario,
+                algorithm,
+                expected,
+                checker,
+                found,
+                Coverage::None,
+                0,
+                started,
             ));
         }
     };
     let budgets = &options.budgets;
     let invariants = target_invariants(scenario, expected);
-    let (executions, violation, replay) = match checker {
+    let mut inconclusive = None;
+    let (executions, violation, replay, coverage) = match checker {
         Checker::Loom => {
+            // An unparsable cap would make loom's own `Builder::new` panic.
+            loom_checker::EnvCaps::from_env()?;
             let bound = budgets
                 .loom_preemption_bound
                 .unwrap_or_else(|| default_loom_bound(&plan));
@@ -185,14 +201,21 @@ pub fn check_threads(
             let replay = ThreadReplay::Loom {
                 preemption_bound: bound,
             };
-            (report.executions, report.violation, replay)
+            inconclusive = report.inconclusive;
+            (report.executions, report.violation, replay, report.coverage)
         }
         _ => {
             let mut executions = 0;
             let mut found = None;
+            // The modes search one space: together they cover what the
+            // most exhaustive of them covered; the detail lists them all.
+            let mut coverage = Coverage::None;
+            let mut details = Vec::new();
             for mode in shuttle_modes(budgets) {
                 let report = shuttle_checker::check(&plan, &invariants, &mode);
                 executions += report.executions;
+                details.push(report.coverage.detail().to_string());
+                coverage = coverage.strongest(report.coverage);
                 if let Some(violation) = report.violation {
                     let replay = ThreadReplay::Shuttle {
                         schedule: report.schedule.unwrap_or_default(),
@@ -201,27 +224,34 @@ pub fn check_threads(
                     break;
                 }
             }
+            let coverage = match coverage {
+                Coverage::Proof(_) => Coverage::Proof(details.join("; ")),
+                Coverage::Bounded(_) => Coverage::Bounded(details.join("; ")),
+                _ => Coverage::Sampled(details.join("; ")),
+            };
             match found {
-                Some((violation, replay)) => (executions, Some(violation), replay),
+                Some((violation, replay)) => (executions, Some(violation), replay, coverage),
                 None => (
                     executions,
                     None,
                     ThreadReplay::Shuttle {
                         schedule: String::new(),
                     },
+                    coverage,
                 ),
             }
         }
     };
-    let found = match &violation {
-        None => Found::Holds,
-        Some(v) => Found::Violates {
+    let found = match (&violation, inconclusive) {
+        (Some(v), _) => Found::Violates {
             invariant: v.invariant.name().into(),
             reason: v.reason.clone(),
         },
+        (None, Some(reason)) => Found::Inconclusive { reason },
+        (None, None) => Found::Holds,
     };
     let mut out = result(
-        scenario, algorithm, expected, checker, found, executions, started,
+        scenario, algorithm, expected, checker, found, coverage, executions, started,
     );
     if let Some(violation) = violation {
         let finding = ThreadFinding {
@@ -235,7 +265,9 @@ pub fn check_threads(
     Ok(out)
 }
 
-/// loom's options for a preemption bound.
+/// loom's options for a preemption bound, with the caps the environment
+/// sets (`LOOM_MAX_PERMUTATIONS`, `LOOM_MAX_DURATION`), which make the
+/// verdict bounded by them.
 pub fn loom_options(bound: usize) -> LoomOptions {
     LoomOptions {
         preemption_bound: Some(bound),
@@ -394,12 +426,17 @@ pub fn check_proptest(
             reason: f.reason.clone(),
         },
     };
+    let coverage = Coverage::Sampled(format!(
+        "proptest: {} cases, seed {}",
+        prop.cases, prop.seed
+    ));
     let mut out = result(
         scenario,
         algorithm,
         expected,
         Checker::Proptest,
         found,
+        coverage,
         report.executions,
         started,
     );

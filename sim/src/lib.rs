@@ -10,11 +10,13 @@
 //! - [`scenario`]: TOML scenarios with expected verdicts;
 //! - [`report`]: timelines and sequence diagrams of counterexamples;
 //! - [`run`]: checking scenarios, replay files, output formats;
+//! - [`coverage`]: what each verdict is worth (proof, bounded, sampled);
 //! - [`zoo`]: models of the historical algorithms.
 
 pub mod bench;
 pub mod checkers;
 pub mod concurrent;
+pub mod coverage;
 pub mod explore;
 pub mod invariants;
 pub mod randomized;

@@ -38,14 +38,15 @@ enum Format {
 /// Budgets of the bounded and sampling checkers.
 #[derive(clap::Args)]
 struct BudgetArgs {
-    /// loom's preemption bound (default: 2 with one worker thread, 1 with two).
+    /// loom's preemption bound (default: 2). `LOOM_MAX_PERMUTATIONS` and `LOOM_MAX_DURATION`
+    /// in the environment cap the search; a capped verdict is reported as bounded by them.
     #[arg(long)]
     loom_preemption_bound: Option<usize>,
     /// Executions per shuttle mode (PCT, random, depth-first).
     #[arg(long, default_value_t = 1000)]
     shuttle_iterations: usize,
-    /// proptest cases.
-    #[arg(long, default_value_t = 512)]
+    /// proptest cases (2048: fewer miss grace_window_outlived's stall on some seeds).
+    #[arg(long, default_value_t = 2048)]
     proptest_cases: u32,
     /// Seed of shuttle's schedulers and of proptest.
     #[arg(long, default_value_t = 0)]
@@ -329,7 +330,7 @@ fn print_human(results: &[CheckResult], verbose: bool) {
     for r in results {
         let show_timeline = !r.ok || verbose;
         if let (Some(replay), true) = (&r.replay, show_timeline || !r.ok) {
-            println!("\n── {} × {}: {}", r.scenario, r.algorithm, r.found);
+            println!("\n── {} × {}: {}", r.scenario, r.algorithm, r.verdict);
             if let baton_sim::run::Found::Violates { reason, .. } = &r.found {
                 println!("   {reason}");
             }
@@ -340,9 +341,12 @@ fn print_human(results: &[CheckResult], verbose: bool) {
             println!("   replay:  baton replay {replay}");
         } else if !r.ok {
             println!(
-                "\n── {} × {}: expected {}, found {}",
-                r.scenario, r.algorithm, r.expected, r.found
+                "\n── {} × {}: expected {}, found {} ({})",
+                r.scenario, r.algorithm, r.expected, r.verdict, r.coverage
             );
+            if let baton_sim::run::Found::Inconclusive { reason } = &r.found {
+                println!("   {reason}");
+            }
         }
     }
     let failed = results.iter().filter(|r| !r.ok).count();

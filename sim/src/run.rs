@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::checkers::{Budgets, Checker};
+use crate::coverage::Coverage;
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
@@ -35,6 +36,12 @@ pub enum Found {
         /// Why not.
         reason: String,
     },
+    /// The checker stopped without a verdict (it gave up on a run, or a
+    /// run ended in a way it cannot judge); nothing proven, nothing found.
+    Inconclusive {
+        /// What happened.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Found {
@@ -44,7 +51,28 @@ impl std::fmt::Display for Found {
             Found::Violates { invariant, .. } => write!(f, "violates {invariant}"),
             Found::BudgetExhausted => f.write_str("budget exhausted (not proven)"),
             Found::NotApplicable { .. } => f.write_str("n/a"),
+            Found::Inconclusive { .. } => f.write_str("inconclusive"),
         }
+    }
+}
+
+/// The verdict as shown: a violation as found (whatever the coverage), the
+/// absence of one qualified by how much was searched — `holds (proof)`,
+/// `holds (bounded)`, `holds (sampled)`, or, where a violation was
+/// expected, `not found (bounded)` / `not found in N samples (sampled)`.
+pub fn verdict_text(
+    expected: Expectation,
+    found: &Found,
+    coverage: &Coverage,
+    runs: usize,
+) -> String {
+    match (found, expected) {
+        (Found::Holds, Expectation::Holds) => format!("holds ({})", coverage.kind()),
+        (Found::Holds, Expectation::Violates(_)) => match coverage {
+            Coverage::Sampled(_) => format!("not found in {runs} samples (sampled)"),
+            other => format!("not found ({})", other.kind()),
+        },
+        (other, _) => other.to_string(),
     }
 }
 
@@ -63,6 +91,11 @@ pub struct CheckResult {
     pub expected: String,
     /// What was found.
     pub found: Found,
+    /// How much of the space was searched: what an absence of violations
+    /// is worth.
+    pub coverage: Coverage,
+    /// The verdict as shown ([`verdict_text`]).
+    pub verdict: String,
     /// Whether they agree.
     pub ok: bool,
     /// Distinct states explored (the explorer), or executions run (the
@@ -236,6 +269,7 @@ pub fn check_one(
         bar.finish_and_clear();
     }
     let stats = exploration.stats;
+    let coverage = explorer_coverage(&exploration.verdict, &explore_options, stats.states);
     let (found, counterexample) = match exploration.verdict {
         Verdict::Holds => (Found::Holds, None),
         Verdict::BudgetExhausted => (Found::BudgetExhausted, None),
@@ -258,7 +292,9 @@ pub fn check_one(
         algorithm: algorithm.to_string(),
         checker: Checker::Explore.name().into(),
         expected: expected.to_string(),
+        verdict: verdict_text(expected, &found, &coverage, stats.states),
         found,
+        coverage,
         ok,
         states: stats.states,
         transitions: stats.transitions,
@@ -280,6 +316,31 @@ pub fn check_one(
         )?;
     }
     Ok(result)
+}
+
+/// What an exploration covered: every reachable state of the world (a
+/// proof, for the world model and its fault budget), or only the states
+/// within the budget, or only one shard's.
+fn explorer_coverage(verdict: &Verdict, options: &Options, states: usize) -> Coverage {
+    if let Verdict::BudgetExhausted = verdict {
+        return Coverage::Bounded(format!(
+            "explorer state budget {} reached",
+            options.max_states
+        ));
+    }
+    if let Some(shard) = options.shard.filter(|s| s.count > 1) {
+        return Coverage::Bounded(format!(
+            "explorer shard {}/{} only ({states} states)",
+            shard.index + 1,
+            shard.count
+        ));
+    }
+    match verdict {
+        Verdict::Violated(_) => Coverage::Proof(format!(
+            "explorer, breadth-first: a shortest run ({states} states)"
+        )),
+        _ => Coverage::Proof(format!("explorer, every reachable state ({states})")),
+    }
 }
 
 /// Writes a world-model counterexample (the explorer's or proptest's): its
@@ -387,21 +448,36 @@ pub fn verdict_of_replay(
 /// The results as a table for people.
 pub fn human_table(results: &[CheckResult]) -> String {
     let mut out = format!(
-        "{:<34} {:<21} {:<9} {:<30} {:<34} {:>12} {:>9}\n",
-        "scenario", "algorithm", "checker", "expected", "found", "states/runs", "time"
+        "{:<34} {:<21} {:<9} {:<30} {:<36} {:>12} {:>9}   {}\n",
+        "scenario", "algorithm", "checker", "expected", "found", "states/runs", "time", "coverage"
     );
     for r in results {
         let mark = if r.ok { " " } else { "✗" };
         out.push_str(&format!(
-            "{:<34} {:<21} {:<9} {:<30} {:<34} {:>12} {:>8.2}s {mark}\n",
+            "{:<34} {:<21} {:<9} {:<30} {:<36} {:>12} {:>8.2}s {mark} {}\n",
             r.scenario,
             r.algorithm,
             r.checker,
             r.expected,
-            r.found.to_string(),
+            r.verdict,
             r.states,
-            r.seconds
+            r.seconds,
+            r.coverage
         ));
+    }
+    let inconclusive: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.found {
+            Found::Inconclusive { reason } => Some(format!(
+                "  {} × {} under {}: {reason}\n",
+                r.scenario, r.algorithm, r.checker
+            )),
+            _ => None,
+        })
+        .collect();
+    if !inconclusive.is_empty() {
+        out.push_str("\ninconclusive:\n");
+        out.extend(inconclusive);
     }
     let skipped: Vec<&CheckResult> = results
         .iter()
@@ -437,18 +513,26 @@ pub fn junit(results: &[CheckResult]) -> String {
             xml(&r.checker),
             r.seconds
         ));
+        // The coverage as properties, so a CI dashboard can tell a proof
+        // from a bounded or sampled search that found nothing.
+        out.push_str(&format!(
+            "      <properties>\n        <property name=\"coverage\" value=\"{}\"/>\n        <property name=\"coverage_detail\" value=\"{}\"/>\n        <property name=\"verdict\" value=\"{}\"/>\n      </properties>\n",
+            r.coverage.kind(),
+            xml(r.coverage.detail()),
+            xml(&r.verdict)
+        ));
         if let Found::NotApplicable { reason } = &r.found {
             out.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(reason)));
         }
         if !r.ok {
             let detail = match &r.found {
-                Found::Violates { reason, .. } => reason.clone(),
+                Found::Violates { reason, .. } | Found::Inconclusive { reason } => reason.clone(),
                 _ => String::new(),
             };
             out.push_str(&format!(
                 "      <failure message=\"expected {}, found {}\">{}{}</failure>\n",
                 xml(&r.expected),
-                xml(&r.found.to_string()),
+                xml(&r.verdict),
                 xml(&detail),
                 r.replay
                     .as_ref()
@@ -457,8 +541,12 @@ pub fn junit(results: &[CheckResult]) -> String {
             ));
         }
         out.push_str(&format!(
-            "      <system-out>states={} transitions={} depth={}</system-out>\n    </testcase>\n",
-            r.states, r.transitions, r.depth
+            "      <system-out>verdict={} coverage={} states={} transitions={} depth={}</system-out>\n    </testcase>\n",
+            xml(&r.verdict),
+            xml(&r.coverage.to_string()),
+            r.states,
+            r.transitions,
+            r.depth
         ));
     }
     out.push_str("  </testsuite>\n</testsuites>\n");

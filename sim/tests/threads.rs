@@ -86,7 +86,7 @@ fn shuttle_reaches_every_expected_verdict() {
     run_checker(Checker::Shuttle);
 }
 
-/// proptest: 512 random schedules of the world model per pair, shrunk.
+/// proptest: 2,048 random schedules of the world model per pair, shrunk.
 #[test]
 fn proptest_reaches_every_expected_verdict() {
     run_checker(Checker::Proptest);

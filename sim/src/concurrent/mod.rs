@@ -50,6 +50,10 @@ pub struct ThreadPlan {
     pub workers: usize,
     /// Whether the first caller withdraws its first request at once.
     pub cancel_first: bool,
+    /// Every answer to this caller is lost on its way, so the caller waits
+    /// forever: a hang of the harness's making, to test that a hang ends
+    /// in a verdict. Never set by a scenario.
+    pub lose_answers_to: Option<usize>,
 }
 
 impl ThreadPlan {
@@ -103,6 +107,7 @@ impl ThreadPlan {
             callers,
             workers,
             cancel_first: f.cancels > 0,
+            lose_answers_to: None,
         })
     }
 }
@@ -234,10 +239,30 @@ pub fn initial(
     ))
 }
 
+/// Caps on a thread checker's search, enforced by the harness before each
+/// execution starts, so it knows exactly whether a cap cut the search
+/// short (loom checks its own caps only every 20,000 executions and
+/// returns the same way whether it finished or not).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Caps {
+    /// Start at most this many executions.
+    pub max_executions: Option<u64>,
+    /// Start no execution after this instant.
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// The unwinding payload that stops a search at a cap (raised with
+/// `resume_unwind`, so no panic message is printed).
+struct CapReached;
+
 /// What one run of a thread checker produced.
 pub(crate) struct CheckerRun<T> {
-    /// Executions started.
+    /// Executions run to their end or to a violation (not counting one
+    /// stopped at a cap before it began).
     pub executions: u64,
+    /// Whether a cap stopped the search before the checker ran out of
+    /// executions.
+    pub capped: bool,
     /// The checker's own result, or the payload of the panic that ended it.
     pub outcome: std::thread::Result<T>,
     /// The first violation an execution reported.
@@ -252,6 +277,7 @@ pub(crate) fn run_checker<T>(
     plan: &ThreadPlan,
     invariants: &[Invariant],
     execute: fn(&ThreadPlan, &[Invariant]) -> Result<(), ThreadViolation>,
+    caps: Caps,
     drive: impl FnOnce(Box<dyn Fn() + Send + Sync>) -> T,
 ) -> CheckerRun<T> {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -261,13 +287,27 @@ pub(crate) fn run_checker<T>(
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
     static FOUND: Mutex<Option<ThreadViolation>> = Mutex::new(None);
+    static CAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     EXECUTIONS.store(0, Ordering::SeqCst);
+    CAPPED.store(false, Ordering::SeqCst);
     *FOUND.lock().unwrap_or_else(PoisonError::into_inner) = None;
 
     let plan = plan.clone();
     let invariants = invariants.to_vec();
     let body = Box::new(move || {
+        // Stop before this execution creates any checker object: unwinding
+        // an execution that has none is safe under every checker.
+        let over_count = caps
+            .max_executions
+            .is_some_and(|max| EXECUTIONS.load(Ordering::SeqCst) >= max);
+        let over_time = caps
+            .deadline
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline);
+        if over_count || over_time {
+            CAPPED.store(true, Ordering::SeqCst);
+            std::panic::resume_unwind(Box::new(CapReached));
+        }
         EXECUTIONS.fetch_add(1, Ordering::SeqCst);
         if let Err(violation) = execute(&plan, &invariants) {
             let message = violation.to_string();
@@ -278,6 +318,7 @@ pub(crate) fn run_checker<T>(
     let outcome = catch_unwind(AssertUnwindSafe(|| drive(body)));
     CheckerRun {
         executions: EXECUTIONS.load(Ordering::SeqCst),
+        capped: CAPPED.load(Ordering::SeqCst),
         outcome,
         found: FOUND.lock().unwrap_or_else(PoisonError::into_inner).take(),
     }

@@ -56,8 +56,16 @@ macro_rules! checker_runtime {
 
         impl Reply for SlotReply {
             fn send(self, answer: Answer) {
+                if self.shared.lose_answers_to == Some(self.caller) {
+                    self.shared.note(format!("the answer to caller {} is lost", self.caller));
+                    return;
+                }
                 self.shared.judge(self.caller, &answer);
-                self.shared.queue.lock().unwrap().answers[self.caller] = Some(answer);
+                {
+                    let mut queue = self.shared.queue.lock().unwrap();
+                    queue.answers[self.caller] = Some(answer);
+                    queue.epoch += 1;
+                }
                 self.shared.changed.notify_all();
             }
         }
@@ -74,6 +82,70 @@ macro_rules! checker_runtime {
             busy: usize,
             shutdown: bool,
             timer_firings: u32,
+            /// Bumped by every change of the queue a waiting thread could
+            /// be waiting for.
+            epoch: u64,
+            /// Per thread (callers, then workers): the epoch in which it
+            /// last went to wait with nothing to do.
+            idle: Vec<Option<u64>>,
+            /// Per thread: it has finished.
+            gone: Vec<bool>,
+            /// Caller threads (the first indices of `idle` and `gone`).
+            callers: usize,
+            /// Set when every live thread waits with nothing to do and
+            /// nothing left to change that: the callers still waiting then.
+            hung: Option<Vec<usize>>,
+        }
+
+        impl Queue {
+            /// Thread `me` is about to wait; returns whether the execution
+            /// hangs. Every change of the queue bumps the epoch and wakes
+            /// every waiter, who registers again if it still has nothing to
+            /// do; so when every live thread is registered in the current
+            /// epoch, none can ever be woken. The checker would find that
+            /// deadlock itself, but loom ends one by unwinding every thread
+            /// while a destructor of its own objects panics again, which
+            /// aborts the process; detected here, the hang ends each thread
+            /// normally and the execution in a verdict.
+            fn about_to_wait(&mut self, me: usize) -> bool {
+                if self.hung.is_some() {
+                    return true;
+                }
+                self.idle[me] = Some(self.epoch);
+                self.check_hang()
+            }
+
+            /// Whether every live thread waits in the current epoch while
+            /// some caller still waits for an answer; if so, records it.
+            fn check_hang(&mut self) -> bool {
+                let epoch = self.epoch;
+                let all_idle = (0..self.idle.len())
+                    .all(|t| self.gone[t] || self.idle[t] == Some(epoch));
+                // With every caller gone the main thread still acts: it
+                // shuts the workers down.
+                let waiting: Vec<usize> = (0..self.callers).filter(|&c| !self.gone[c]).collect();
+                if !all_idle || waiting.is_empty() {
+                    return false;
+                }
+                self.hung = Some(waiting);
+                true
+            }
+
+            /// Thread `me` has finished.
+            fn leave(&mut self, me: usize) {
+                self.gone[me] = true;
+                self.epoch += 1;
+            }
+
+            /// Caller `me` took its last answer and finishes. No epoch
+            /// bump: no one waits for a caller's own slot, so those asleep
+            /// stay registered, and if they are all that is left the hang
+            /// is declared here. That spares a lock (a scheduling point,
+            /// a third more loom executions) on every caller's way out.
+            fn leave_answered(&mut self, me: usize) -> bool {
+                self.gone[me] = true;
+                self.check_hang()
+            }
         }
 
         /// The outside world of one execution.
@@ -91,6 +163,7 @@ macro_rules! checker_runtime {
             log: std::sync::Mutex<Vec<String>>,
             spec: crate::spec::WorldSpec,
             invariants: Vec<Invariant>,
+            lose_answers_to: Option<usize>,
             /// The first invariant broken along the way, and why.
             broken: std::sync::Mutex<Option<(Invariant, String)>>,
         }
@@ -105,12 +178,37 @@ macro_rules! checker_runtime {
             }
 
             fn push(&self, job: Job) {
-                self.queue.lock().unwrap().work.push_back(job);
+                {
+                    let mut queue = self.queue.lock().unwrap();
+                    queue.work.push_back(job);
+                    queue.epoch += 1;
+                }
                 self.changed.notify_all();
             }
 
             fn push_timer(&self, at: Timestamp, job: Job) {
-                self.queue.lock().unwrap().timers.push((at, job));
+                {
+                    let mut queue = self.queue.lock().unwrap();
+                    queue.timers.push((at, job));
+                    queue.epoch += 1;
+                }
+                self.changed.notify_all();
+            }
+
+            /// Marks thread `me` finished, and wakes the others: with one
+            /// thread fewer, those left may all be waiting in vain.
+            fn leave(&self, me: usize) {
+                self.queue.lock().unwrap().leave(me);
+                self.changed.notify_all();
+            }
+
+            /// One job finished.
+            fn job_done(&self) {
+                {
+                    let mut queue = self.queue.lock().unwrap();
+                    queue.busy -= 1;
+                    queue.epoch += 1;
+                }
                 self.changed.notify_all();
             }
 
@@ -235,36 +333,48 @@ macro_rules! checker_runtime {
 
             /// Waits for `caller`'s answer, carrying out queued work
             /// meanwhile, as an executor thread that polled the caller's
-            /// task would.
-            fn wait_helping(&self, caller: usize) -> Answer {
+            /// task would; `None` if the execution hangs. With `last`, the
+            /// caller finishes as it takes the answer.
+            fn wait_helping(&self, caller: usize, last: bool) -> Option<Answer> {
                 loop {
                     let job = {
                         let mut queue = self.queue.lock().unwrap();
                         loop {
                             if let Some(answer) = queue.answers[caller].take() {
-                                return answer;
+                                if last && queue.leave_answered(caller) {
+                                    drop(queue);
+                                    self.changed.notify_all();
+                                }
+                                return Some(answer);
                             }
                             if let Some(job) = queue.work.pop_front() {
                                 queue.busy += 1;
+                                queue.epoch += 1;
                                 break job;
+                            }
+                            if queue.about_to_wait(caller) {
+                                drop(queue);
+                                self.changed.notify_all();
+                                return None;
                             }
                             queue = self.changed.wait(queue).unwrap();
                         }
                     };
                     job();
-                    self.queue.lock().unwrap().busy -= 1;
-                    self.changed.notify_all();
+                    self.job_done();
                 }
             }
 
-            /// Runs jobs until shut down with nothing left to do.
-            fn work(&self) {
+            /// Runs jobs until shut down with nothing left to do, or until
+            /// the execution hangs; `me` is the worker's thread index.
+            fn work(&self, me: usize) {
                 loop {
                     let job = {
                         let mut queue = self.queue.lock().unwrap();
                         loop {
                             if let Some(job) = queue.work.pop_front() {
                                 queue.busy += 1;
+                                queue.epoch += 1;
                                 break Some(job);
                             }
                             if queue.busy == 0 && !queue.timers.is_empty() {
@@ -276,6 +386,7 @@ macro_rules! checker_runtime {
                                         "timers fired {MAX_TIMER_FIRINGS} times without the world settling"
                                     ));
                                     queue.timers.clear();
+                                    queue.epoch += 1;
                                     continue;
                                 }
                                 let earliest = (0..queue.timers.len())
@@ -284,9 +395,15 @@ macro_rules! checker_runtime {
                                 let (at, job) = queue.timers.swap_remove(earliest);
                                 self.clock.fetch_max(at.as_millis(), Ordering::SeqCst);
                                 queue.busy += 1;
+                                queue.epoch += 1;
                                 break Some(job);
                             }
                             if queue.shutdown && queue.busy == 0 {
+                                queue.leave(me);
+                                break None;
+                            }
+                            if queue.about_to_wait(me) {
+                                queue.leave(me);
                                 break None;
                             }
                             queue = self.changed.wait(queue).unwrap();
@@ -297,8 +414,7 @@ macro_rules! checker_runtime {
                         return;
                     };
                     job();
-                    self.queue.lock().unwrap().busy -= 1;
-                    self.changed.notify_all();
+                    self.job_done();
                 }
             }
         }
@@ -361,6 +477,9 @@ macro_rules! checker_runtime {
             let shared = Arc::new(Shared {
                 queue: Mutex::new(Queue {
                     answers: (0..plan.callers.len()).map(|_| None).collect(),
+                    idle: vec![None; plan.callers.len() + plan.workers],
+                    gone: vec![false; plan.callers.len() + plan.workers],
+                    callers: plan.callers.len(),
                     ..Queue::default()
                 }),
                 changed: Condvar::new(),
@@ -383,6 +502,7 @@ macro_rules! checker_runtime {
                 log: std::sync::Mutex::default(),
                 spec: spec.clone(),
                 invariants: invariants.to_vec(),
+                lose_answers_to: plan.lose_answers_to,
                 broken: std::sync::Mutex::default(),
             });
             let coordinators: Vec<Arc<Coordinator<CheckerRuntime, AnyMachine>>> = (0..spec
@@ -400,9 +520,10 @@ macro_rules! checker_runtime {
                 })
                 .collect();
             let workers: Vec<_> = (0..plan.workers)
-                .map(|_| {
+                .map(|w| {
                     let shared = Arc::clone(&shared);
-                    $rt::thread::spawn(move || shared.work())
+                    let me = plan.callers.len() + w;
+                    $rt::thread::spawn(move || shared.work(me))
                 })
                 .collect();
             let callers: Vec<_> = plan
@@ -416,6 +537,7 @@ macro_rules! checker_runtime {
                     let cancel_first = plan.cancel_first && index == 0;
                     $rt::thread::spawn(move || {
                         let link = shared.links[usize::from(link)].clone();
+                        let mut left = false;
                         for request in 0..requests {
                             shared.note(format!("caller {index} (r{replica}) asks for {link}"));
                             let ticket = coordinator.request(
@@ -430,8 +552,17 @@ macro_rules! checker_runtime {
                                 drop(ticket);
                                 continue;
                             }
-                            let _answer = shared.wait_helping(index);
+                            let last = request + 1 == requests;
+                            let answered = shared.wait_helping(index, last).is_some();
                             drop(ticket);
+                            if !answered {
+                                // The execution hangs: stop asking.
+                                break;
+                            }
+                            left = last;
+                        }
+                        if !left {
+                            shared.leave(index);
                         }
                     })
                 })
@@ -448,6 +579,17 @@ macro_rules! checker_runtime {
             }
             drop(coordinators);
             let mut end = shared.snapshot();
+            if let Some(waiting) = shared.queue.lock().unwrap().hung.clone() {
+                let callers: Vec<String> = waiting.iter().map(|c| format!("caller {c}")).collect();
+                return Err(ThreadViolation {
+                    invariant: Invariant::CallersServed,
+                    reason: format!(
+                        "a hang: {} waited for an answer that could never come (every thread waiting, no work or timer left)",
+                        callers.join(", ")
+                    ),
+                    log: end.log,
+                });
+            }
             if let Some(reason) = std_lock(&shared.livelock).clone() {
                 return Err(ThreadViolation {
                     invariant: Invariant::CallersServed,
