@@ -129,6 +129,7 @@ mod flight;
 pub mod http;
 mod ids;
 mod io;
+mod links;
 mod machine;
 #[cfg(feature = "postgres")]
 pub mod postgres;
