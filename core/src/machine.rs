@@ -199,10 +199,10 @@ impl Machine {
             id,
             purpose: ReadPurpose::Fresh,
         };
-        self.links.get_mut(&link).expect("inserted above").flight = Some(Flight {
+        self.links.get_mut(&link).expect("inserted above").flight = Some(Box::new(Flight {
             waiters: vec![caller],
             step,
-        });
+        }));
     }
 
     fn caller_gone(&mut self, caller: CallerId) {
@@ -219,7 +219,7 @@ impl Machine {
     fn timers_expired(&mut self, now: Timestamp) {
         for link in self.links.due(now) {
             self.links.open(&link, &self.config);
-            let flight = self.take_flight(&link);
+            let flight = *self.take_flight(&link);
             let Step::Waiting { then, .. } = flight.step else {
                 unreachable!("filtered on Waiting")
             };
@@ -256,7 +256,7 @@ impl Machine {
             .map_err(|expected| InputError::MismatchedResult { id, expected })?;
         self.release_id(id);
         self.links.open(&link, &self.config);
-        let Flight { waiters, step } = self.take_flight(&link);
+        let Flight { waiters, step } = *self.take_flight(&link);
         let next = self.step(&link, now, step, input);
         self.advance(&link, waiters, next);
         self.links.close(&link, &self.config, false);
@@ -341,7 +341,8 @@ impl Machine {
     fn advance(&mut self, link: &LinkId, waiters: Vec<CallerId>, next: Next) {
         match next {
             Next::Continue(step) => {
-                self.links.entry(link.clone()).or_default().flight = Some(Flight { waiters, step });
+                let flight = Some(Box::new(Flight { waiters, step }));
+                self.links.entry(link.clone()).or_default().flight = flight;
             }
             Next::Finish(result) => self.finish(link, waiters, result),
         }
@@ -363,7 +364,7 @@ impl Machine {
         }
     }
 
-    fn take_flight(&mut self, link: &LinkId) -> Flight {
+    fn take_flight(&mut self, link: &LinkId) -> Box<Flight> {
         self.links
             .get_mut(link)
             .and_then(|s| s.flight.take())

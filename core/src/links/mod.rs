@@ -38,10 +38,11 @@ use crate::ids::LinkId;
 use crate::row::{AccessGrant, Lease};
 use crate::time::Timestamp;
 
-/// How many links one input's sweep may forget. Each input adds at most one
-/// link, so the sweep outpaces growth; after a mass expiry memory comes
-/// back over the next few thousand inputs instead of on one slow input.
-pub(crate) const SWEEP_PER_INPUT: usize = 256;
+/// How many links one input's sweep may forget: about 100 µs of work (see
+/// BENCHMARKS.md), so no input holds a driver's lock for long. Each input
+/// adds at most one link, so the sweep outpaces growth; after a mass expiry
+/// memory comes back over the next N/64 inputs instead of on one slow one.
+pub(crate) const SWEEP_PER_INPUT: usize = 64;
 
 /// What this process knows about one link between refreshes.
 #[derive(Clone, Debug, Default)]
@@ -54,8 +55,9 @@ pub(crate) struct LinkState {
     /// A lease of ours under which the token was certainly not consumed
     /// (its write or release failed in the store): ours to take over.
     pub(crate) reusable_lease: Option<Lease>,
-    /// The refresh in progress, if any.
-    pub(crate) flight: Option<Flight>,
+    /// The refresh in progress, if any. Boxed: most links have none, and
+    /// inline it would triple the size of every link's entry.
+    pub(crate) flight: Option<Box<Flight>>,
     /// The link's place in `Links::idle`, if it is there. Only the order of
     /// these numbers means anything, so it is left out of equality and
     /// hashing; [`Links`] compares the order itself.
@@ -84,7 +86,7 @@ impl Hash for LinkState {
 
 impl LinkState {
     fn wake_at(&self) -> Option<Timestamp> {
-        match &self.flight {
+        match self.flight.as_deref() {
             Some(Flight {
                 step: Step::Waiting { wake_at, .. },
                 ..
