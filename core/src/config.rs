@@ -68,6 +68,7 @@ pub struct Config {
     pub(crate) store_retry_delay: Duration,
     pub(crate) default_retry_after: Duration,
     pub(crate) validate_new_tokens: bool,
+    pub(crate) max_held_links: usize,
 }
 
 impl Config {
@@ -88,6 +89,7 @@ impl Config {
                 store_retry_delay: Duration::from_millis(200),
                 default_retry_after: Duration::from_secs(1),
                 validate_new_tokens: false,
+                max_held_links: 100_000,
             },
         }
     }
@@ -131,6 +133,12 @@ impl Config {
     /// has stated a bound.
     pub fn max_request_age(&self) -> Option<Duration> {
         self.max_request_age
+    }
+
+    /// How many links may hold nothing but a token before the least
+    /// recently used are forgotten.
+    pub fn max_held_links(&self) -> usize {
+        self.max_held_links
     }
 
     /// Whether `grant` is still good at `now`, outside the margin.
@@ -252,6 +260,17 @@ impl ConfigBuilder {
     /// stored link.
     pub fn validate_new_tokens(mut self, validate: bool) -> Self {
         self.config.validate_new_tokens = validate;
+        self
+    }
+
+    /// How many links this process keeps a token for while nothing else is
+    /// under way for them (default 100,000). Beyond it, the least recently
+    /// requested link's token is forgotten; its next request reads the
+    /// store instead of being answered from memory. Bounds the memory of a
+    /// process that serves an unbounded set of links. Zero keeps no token
+    /// between requests.
+    pub fn max_held_links(mut self, links: usize) -> Self {
+        self.config.max_held_links = links;
         self
     }
 

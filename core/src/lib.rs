@@ -133,6 +133,7 @@ mod flight;
 pub mod http;
 mod ids;
 mod io;
+mod links;
 mod machine;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -3,31 +3,17 @@
 //! which callers wait on which link, the outbox — and hands each link's
 //! decisions to [`crate::flight`].
 
-use std::collections::VecDeque;
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 use crate::config::Config;
 use crate::error::{InputError, RefreshError};
 use crate::flight::{Answer, Flight, Next, ReadPurpose, Settle, Step, Wake};
 use crate::ids::{CallerId, EffectId, LinkId};
 use crate::io::{Effect, Input, ValidationOutcome};
-use crate::row::{AccessGrant, CasOutcome, Lease, Write};
+use crate::links::Links;
+use crate::row::{AccessGrant, CasOutcome, Write};
 use crate::time::Timestamp;
-
-/// What this process knows about one link between refreshes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct LinkState {
-    /// The access token this process last handed out: the hot path.
-    pub(crate) held: Option<AccessGrant>,
-    /// The provider rate-limited us until then: new callers are told to
-    /// retry without asking the store or the provider.
-    pub(crate) quiet_until: Option<Timestamp>,
-    /// A lease of ours under which the token was certainly not consumed
-    /// (its write or release failed in the store): ours to take over.
-    pub(crate) reusable_lease: Option<Lease>,
-    /// The refresh in progress, if any.
-    pub(crate) flight: Option<Flight>,
-}
 
 /// The sans-IO refresh machine. See the [crate documentation](crate) for
 /// the driver loop.
@@ -35,13 +21,42 @@ pub(crate) struct LinkState {
 /// Feed it [`Input`]s with [`handle_input`](Machine::handle_input); after
 /// each, drain [`poll_output`](Machine::poll_output) and carry out every
 /// [`Effect`]; arm a timer for [`poll_timeout`](Machine::poll_timeout).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Machine {
     pub(crate) config: Config,
-    pub(crate) links: VecMap<LinkId, LinkState>,
-    callers: VecMap<CallerId, LinkId>,
-    awaiting: VecMap<EffectId, LinkId>,
+    pub(crate) links: Links,
+    callers: BTreeMap<CallerId, LinkId>,
+    awaiting: BTreeMap<EffectId, LinkId>,
+    /// The ids below `awaiting`'s largest that are not in it, and one past
+    /// that largest: the smallest free id without a scan. Follows from
+    /// `awaiting`, so left out of equality and hashing.
+    free_ids: BTreeSet<EffectId>,
+    end_id: u64,
     outbox: VecDeque<Effect>,
+}
+
+/// Equal machines behave alike; the indexes (in [`Links`] and the free
+/// effect ids) follow from what is compared here.
+impl PartialEq for Machine {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+            && self.links == other.links
+            && self.callers == other.callers
+            && self.awaiting == other.awaiting
+            && self.outbox == other.outbox
+    }
+}
+
+impl Eq for Machine {}
+
+impl Hash for Machine {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.config.hash(state);
+        self.links.hash(state);
+        self.callers.hash(state);
+        self.awaiting.hash(state);
+        self.outbox.hash(state);
+    }
 }
 
 impl Machine {
@@ -49,9 +64,11 @@ impl Machine {
     pub fn new(config: Config) -> Self {
         Machine {
             config,
-            links: VecMap::new(),
-            callers: VecMap::new(),
-            awaiting: VecMap::new(),
+            links: Links::default(),
+            callers: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            free_ids: BTreeSet::new(),
+            end_id: 0,
             outbox: VecDeque::new(),
         }
     }
@@ -68,19 +85,21 @@ impl Machine {
     /// An input the machine cannot use (a result for an effect it is not
     /// waiting on, a caller id already waiting) is refused with an
     /// [`InputError`] and changes nothing.
+    ///
+    /// Each input that is not refused also lets the machine forget what has
+    /// run out by `now` (see [`crate::links`]): a held token no longer
+    /// live, a quiet period that is over, a link with nothing else left;
+    /// and the least recently requested idle links beyond
+    /// [`Config::max_held_links`].
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), InputError> {
         match input {
-            Input::TokenRequested { caller, link } => self.requested(now, caller, link),
-            Input::CallerGone { caller } => {
-                self.caller_gone(caller);
-                Ok(())
-            }
-            Input::TimerExpired => {
-                self.timers_expired(now);
-                Ok(())
-            }
-            result => self.result(now, result),
+            Input::TokenRequested { caller, link } => self.requested(now, caller, link)?,
+            Input::CallerGone { caller } => self.caller_gone(caller),
+            Input::TimerExpired => self.timers_expired(now),
+            result => self.result(now, result)?,
         }
+        self.links.sweep(now, &self.config);
+        Ok(())
     }
 
     /// The next effect to carry out, in the order the machine decided them.
@@ -97,16 +116,7 @@ impl Machine {
     /// [`handle_input`](Machine::handle_input); the answer replaces any
     /// earlier one.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.links
-            .values()
-            .filter_map(|s| match &s.flight {
-                Some(Flight {
-                    step: Step::Waiting { wake_at, .. },
-                    ..
-                }) => Some(*wake_at),
-                _ => None,
-            })
-            .min()
+        self.links.next_wake()
     }
 
     /// The access token this process holds for `link`, if it is live at
@@ -122,7 +132,13 @@ impl Machine {
 
     /// Whether nothing is in flight and no effect is waiting to be polled.
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty() && self.links.values().all(|s| s.flight.is_none())
+        self.outbox.is_empty() && self.links.flights() == 0
+    }
+
+    /// How many links the machine remembers anything about: a flight, a
+    /// token, a quiet period or a lease to reuse.
+    pub fn remembered_links(&self) -> usize {
+        self.links.len()
     }
 
     /// How many callers are waiting for an answer.
@@ -139,6 +155,15 @@ impl Machine {
         if self.callers.contains_key(&caller) {
             return Err(InputError::CallerAlreadyWaiting(caller));
         }
+        self.links.open(&link, &self.config);
+        self.request_open(now, caller, &link);
+        self.links.close(&link, &self.config, true);
+        Ok(())
+    }
+
+    /// [`requested`](Self::requested) on a link taken out of the indexes.
+    fn request_open(&mut self, now: Timestamp, caller: CallerId, link: &LinkId) {
+        let link = link.clone();
         let state = self.links.entry(link.clone()).or_default();
         if let Some(grant) = state
             .held
@@ -151,12 +176,12 @@ impl Machine {
                 link,
                 result,
             });
-            return Ok(());
+            return;
         }
         if let Some(flight) = &mut state.flight {
             flight.waiters.push(caller);
             self.callers.insert(caller, link);
-            return Ok(());
+            return;
         }
         if let Some(until) = state.quiet_until.filter(|until| now < *until) {
             let delay = until.saturating_since(now);
@@ -166,7 +191,7 @@ impl Machine {
                 link,
                 result,
             });
-            return Ok(());
+            return;
         }
         self.callers.insert(caller, link.clone());
         let id = self.read(&link);
@@ -174,11 +199,10 @@ impl Machine {
             id,
             purpose: ReadPurpose::Fresh,
         };
-        self.links.get_mut(&link).expect("inserted above").flight = Some(Flight {
+        self.links.get_mut(&link).expect("inserted above").flight = Some(Box::new(Flight {
             waiters: vec![caller],
             step,
-        });
-        Ok(())
+        }));
     }
 
     fn caller_gone(&mut self, caller: CallerId) {
@@ -186,22 +210,16 @@ impl Machine {
         let Some(link) = self.callers.remove(&caller) else {
             return;
         };
+        // Waiters are not indexed: no bracket needed.
         if let Some(flight) = self.links.get_mut(&link).and_then(|s| s.flight.as_mut()) {
             flight.waiters.retain(|w| *w != caller);
         }
     }
 
     fn timers_expired(&mut self, now: Timestamp) {
-        let due: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, s)| {
-                matches!(&s.flight, Some(Flight { step: Step::Waiting { wake_at, .. }, .. }) if *wake_at <= now)
-            })
-            .map(|(link, _)| link.clone())
-            .collect();
-        for link in due {
-            let flight = self.take_flight(&link);
+        for link in self.links.due(now) {
+            self.links.open(&link, &self.config);
+            let flight = *self.take_flight(&link);
             let Step::Waiting { then, .. } = flight.step else {
                 unreachable!("filtered on Waiting")
             };
@@ -216,6 +234,7 @@ impl Machine {
                 Wake::RetryPersist(persist) => self.persist(&link, persist),
             };
             self.advance(&link, flight.waiters, next);
+            self.links.close(&link, &self.config, false);
         }
     }
 
@@ -226,18 +245,21 @@ impl Machine {
             .get(&id)
             .cloned()
             .ok_or(InputError::UnknownEffect(id))?;
-        let step = &self.links[&link]
-            .flight
-            .as_ref()
+        let step = &self
+            .links
+            .get(&link)
+            .and_then(|s| s.flight.as_ref())
             .expect("an awaited effect belongs to a flight")
             .step;
         debug_assert_eq!(step.awaited(), Some(id));
         check_fits(step, &input)
             .map_err(|expected| InputError::MismatchedResult { id, expected })?;
-        self.awaiting.remove(&id);
-        let Flight { waiters, step } = self.take_flight(&link);
+        self.release_id(id);
+        self.links.open(&link, &self.config);
+        let Flight { waiters, step } = *self.take_flight(&link);
         let next = self.step(&link, now, step, input);
         self.advance(&link, waiters, next);
+        self.links.close(&link, &self.config, false);
         Ok(())
     }
 
@@ -322,7 +344,8 @@ impl Machine {
     fn advance(&mut self, link: &LinkId, waiters: Vec<CallerId>, next: Next) {
         match next {
             Next::Continue(step) => {
-                self.links.entry(link.clone()).or_default().flight = Some(Flight { waiters, step });
+                let flight = Some(Box::new(Flight { waiters, step }));
+                self.links.entry(link.clone()).or_default().flight = flight;
             }
             Next::Finish(result) => self.finish(link, waiters, result),
         }
@@ -344,7 +367,7 @@ impl Machine {
         }
     }
 
-    fn take_flight(&mut self, link: &LinkId) -> Flight {
+    fn take_flight(&mut self, link: &LinkId) -> Box<Flight> {
         self.links
             .get_mut(link)
             .and_then(|s| s.flight.take())
@@ -356,14 +379,28 @@ impl Machine {
     /// reach the same situation by different paths hold equal machines,
     /// which is what lets an explorer recognise states it has seen.
     pub(crate) fn emit(&mut self, make: impl FnOnce(EffectId) -> Effect) -> EffectId {
-        let id = (0..)
-            .map(EffectId)
-            .find(|id| !self.awaiting.contains_key(id))
-            .expect("fewer than u64::MAX effects outstanding");
+        let id = self.free_ids.pop_first().unwrap_or_else(|| {
+            self.end_id += 1;
+            EffectId(self.end_id - 1)
+        });
         let effect = make(id);
         self.awaiting.insert(id, effect.link().clone());
         self.outbox.push_back(effect);
         id
+    }
+
+    /// `id`'s result came in: it is free again.
+    fn release_id(&mut self, id: EffectId) {
+        self.awaiting.remove(&id);
+        if id.0 + 1 == self.end_id {
+            // The largest went: so do the free ids just below it.
+            self.end_id = id.0;
+            while self.end_id > 0 && self.free_ids.remove(&EffectId(self.end_id - 1)) {
+                self.end_id -= 1;
+            }
+        } else {
+            self.free_ids.insert(id);
+        }
     }
 
     pub(crate) fn read(&mut self, link: &LinkId) -> EffectId {
@@ -418,98 +455,4 @@ fn check_fits(step: &Step, input: &Input) -> Result<(), &'static str> {
         Step::Validating { .. } => "a validation result",
         Step::Waiting { .. } => "a timer",
     })
-}
-
-/// A map kept as a vector sorted by key: the few entries a machine holds
-/// (one per link, caller or outstanding effect) clone, hash and compare
-/// faster this way than in a B-tree, which matters to explorers that copy
-/// machines millions of times. It iterates, hashes and compares in key
-/// order, as the `BTreeMap` it replaces did.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct VecMap<K, V>(Vec<(K, V)>);
-
-impl<K: Ord, V> VecMap<K, V> {
-    pub(crate) fn new() -> Self {
-        VecMap(Vec::new())
-    }
-
-    fn position(&self, key: &K) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.cmp(key))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn contains_key(&self, key: &K) -> bool {
-        self.position(key).is_ok()
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.position(key).ok().map(|i| &self.0[i].1)
-    }
-
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.position(key).ok().map(|i| &mut self.0[i].1)
-    }
-
-    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (key, value));
-                None
-            }
-        }
-    }
-
-    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
-    }
-
-    pub(crate) fn entry(&mut self, key: K) -> VecMapEntry<'_, K, V> {
-        VecMapEntry { map: self, key }
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
-    }
-}
-
-impl<K: Ord, V> std::ops::Index<&K> for VecMap<K, V> {
-    type Output = V;
-    fn index(&self, key: &K) -> &V {
-        self.get(key).expect("no entry found for key")
-    }
-}
-
-impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for VecMap<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(k, v)| (k, v)))
-            .finish()
-    }
-}
-
-/// An entry of a [`VecMap`], as `BTreeMap::entry` gives.
-pub(crate) struct VecMapEntry<'a, K, V> {
-    map: &'a mut VecMap<K, V>,
-    key: K,
-}
-
-impl<'a, K: Ord, V: Default> VecMapEntry<'a, K, V> {
-    pub(crate) fn or_default(self) -> &'a mut V {
-        let i = match self.map.position(&self.key) {
-            Ok(i) => i,
-            Err(i) => {
-                self.map.0.insert(i, (self.key, V::default()));
-                i
-            }
-        };
-        &mut self.map.0[i].1
-    }
 }

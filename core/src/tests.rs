@@ -85,6 +85,8 @@ impl Script {
 
     fn feed(&mut self, input: Input) -> Vec<Effect> {
         self.machine.handle_input(self.now, input).unwrap();
+        // Every branch below also keeps the link table's indexes right.
+        self.machine.links.assert_consistent(&self.machine.config);
         std::iter::from_fn(|| self.machine.poll_output()).collect()
     }
 

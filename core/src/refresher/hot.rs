@@ -7,6 +7,12 @@
 //! and the coarse clock is before the instant the machine would stop
 //! serving it. The copies belong to the refresher (a [`ThreadLocal`] field,
 //! not a `thread_local!` static), so they are freed when it is dropped.
+//!
+//! The machine forgetting links (issue 17) cannot leave a copy serving what
+//! the machine dropped. A held token is dropped only once it is no longer
+//! live, which is the `until` every copy checks against itself; and a live
+//! token evicted by the bound on held links is evicted while the machine
+//! handles an input, which moves the epoch and so retires every copy.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
