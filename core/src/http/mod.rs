@@ -13,7 +13,7 @@
 //! | OAuth error `bad_refresh_token` (GitHub, sent with HTTP **200**) | [`Rejected`](ExchangeOutcome::Rejected) `"bad_refresh_token: <description>"` |
 //! | any other OAuth error (`invalid_client`, `unauthorized_client`, `invalid_scope`, ...) | [`Transient`](ExchangeOutcome::Transient), naming the error code |
 //! | HTTP 429, or 403 with `Retry-After` (GitHub's secondary rate limit) | [`RateLimited`](ExchangeOutcome::RateLimited), `retry_after` from a `Retry-After` in seconds |
-//! | HTTP 5xx | [`Transient`](ExchangeOutcome::Transient) |
+//! | HTTP 5xx, whatever the body (the provider's, or a gateway's after forwarding the request) | [`ServerError`](ExchangeOutcome::ServerError) `{ status, "token endpoint replied HTTP 502" }`: the machine treats it as an unknown outcome unless [`ServerErrorAfterSend::Retry`](crate::ServerErrorAfterSend::Retry) is configured |
 //! | 3xx (redirects are never followed) | [`Transient`](ExchangeOutcome::Transient) |
 //! | a body that is neither a token response nor an OAuth error, or one larger than [`max_body_bytes`](HttpTokenEndpointBuilder::max_body_bytes) | [`Transient`](ExchangeOutcome::Transient), giving the status, size and content type but never the body |
 //! | no connection: refused, reset or timed out while connecting, DNS, TLS handshake | [`Transient`](ExchangeOutcome::Transient): the request was never sent |
@@ -39,6 +39,23 @@
 //! [`connect_timeout`](HttpTokenEndpointBuilder::connect_timeout) shorter
 //! than the request timeout to have slow connections reported as
 //! `Transient` instead.
+//!
+//! A server error is no proof that nothing was consumed. The request was
+//! sent; a gateway or load balancer in front of the provider answers 502 or
+//! 504 after forwarding it, often after the provider rotated the token, and
+//! a second presentation of the old token then revokes the user's whole
+//! token family on a provider with reuse detection. So every 5xx is
+//! [`ServerError`](ExchangeOutcome::ServerError), which the machine treats
+//! like a lost reply ([`ServerErrorAfterSend::Unknown`](crate::ServerErrorAfterSend::Unknown),
+//! the default): the token is not presented again, and callers are told to
+//! re-authenticate. Only a provider reached with no gateway in between, whose
+//! 5xx always comes before it touches the token, should be configured with
+//! [`ServerErrorAfterSend::Retry`](crate::ServerErrorAfterSend::Retry).
+//! No probe settles an unknown outcome either: a 504 often comes while the
+//! request is still queued at the provider, so an old access token that
+//! still works proves only that the refresh token was not consumed *yet*.
+//! A failure with no usable reply is [`Transient`](ExchangeOutcome::Transient)
+//! only when nothing was sent (the connection was never made).
 //!
 //! ## One presentation per exchange
 //!

@@ -146,7 +146,11 @@ fn status_outcome(head: &Head) -> Option<ExchangeOutcome> {
         });
     }
     if status.is_server_error() {
-        return Some(ExchangeOutcome::Transient {
+        // The request went out: the provider (or a gateway that forwarded
+        // it) may have consumed the token. Whatever the body says, the
+        // status is all that is known; the body is never quoted.
+        return Some(ExchangeOutcome::ServerError {
+            status: status.as_u16(),
             reason: format!("token endpoint replied HTTP {}", status.as_u16()),
         });
     }

@@ -82,18 +82,73 @@ fn the_status_decides_before_the_body() {
         ExchangeOutcome::RateLimited { .. }
     ));
     assert_eq!(
-        reason(&reply_outcome(
+        reply_outcome(
             &head(503, None, r#"{"error":"invalid_grant"}"#),
             None,
             &SCRUB
-        )),
-        "token endpoint replied HTTP 503"
+        ),
+        ExchangeOutcome::ServerError {
+            status: 503,
+            reason: "token endpoint replied HTTP 503".into()
+        }
     );
     assert!(reason(&reply_outcome(&head(307, None, ""), None, &SCRUB)).contains("redirect"));
     // A 403 without Retry-After is an ordinary refusal.
     assert!(matches!(
         reply_outcome(&head(403, None, "<html/>"), None, &SCRUB),
         ExchangeOutcome::Transient { .. }
+    ));
+}
+
+#[test]
+fn a_server_error_after_sending_is_a_server_error_whatever_the_body() {
+    // A gateway's page after forwarding, the provider's own OAuth error, a
+    // token response, nothing: the status decides, and the body (which may
+    // quote the token) is never shown.
+    let bodies = [
+        (
+            Some("text/html"),
+            "<html><h1>502 Bad Gateway</h1>ghr_presented</html>",
+        ),
+        (
+            Some("application/json"),
+            r#"{"error":"invalid_grant","error_description":"ghr_presented"}"#,
+        ),
+        (
+            Some("application/json"),
+            r#"{"error":"server_error","error_description":"try later"}"#,
+        ),
+        (
+            Some("application/json"),
+            r#"{"access_token":"A1","token_type":"bearer","refresh_token":"R1"}"#,
+        ),
+        (None, ""),
+    ];
+    for status in [500, 502, 503, 504, 599] {
+        for (content_type, body) in bodies {
+            let outcome = reply_outcome(&head(status, content_type, body), None, &SCRUB);
+            assert_eq!(
+                outcome,
+                ExchangeOutcome::ServerError {
+                    status,
+                    reason: format!("token endpoint replied HTTP {status}"),
+                },
+                "{status} {body}"
+            );
+        }
+    }
+    // What is certainly not a server error stays what it was.
+    assert!(matches!(
+        reply_outcome(
+            &head(400, None, r#"{"error":"invalid_client"}"#),
+            None,
+            &SCRUB
+        ),
+        ExchangeOutcome::Transient { .. }
+    ));
+    assert!(matches!(
+        reply_outcome(&head(429, None, ""), None, &SCRUB),
+        ExchangeOutcome::RateLimited { .. }
     ));
 }
 
@@ -153,12 +208,21 @@ fn transport_failures_split_on_whether_the_request_went_out() {
         ),
         ExchangeOutcome::OutcomeUnknown
     );
+    // A 5xx whose body never fully came is still a server error: the
+    // request went out.
     assert!(matches!(
         transport_outcome(
             TransportError::BodyCut { timed_out: false },
             Some(&head(502, None, ""))
         ),
-        ExchangeOutcome::Transient { .. }
+        ExchangeOutcome::ServerError { status: 502, .. }
+    ));
+    assert!(matches!(
+        transport_outcome(
+            TransportError::BodyTooLarge { limit: 16 },
+            Some(&head(504, Some("text/html"), ""))
+        ),
+        ExchangeOutcome::ServerError { status: 504, .. }
     ));
     let too_large = transport_outcome(
         TransportError::BodyTooLarge { limit: 65_536 },
