@@ -50,9 +50,9 @@ async fn enrolled(model: ProviderModel) -> (FakeIdp, TokenSet, RefreshToken) {
 /// Checks that nothing in `outcome` a human might read quotes a secret.
 fn assert_clean(outcome: &ExchangeOutcome) {
     let reason = match outcome {
-        ExchangeOutcome::Rejected { reason } | ExchangeOutcome::Transient { reason } => {
-            reason.as_str()
-        }
+        ExchangeOutcome::Rejected { reason }
+        | ExchangeOutcome::Transient { reason }
+        | ExchangeOutcome::ServerError { reason, .. } => reason.as_str(),
         _ => "",
     };
     for shown in [reason.to_owned(), format!("{outcome:?}")] {
@@ -200,29 +200,58 @@ async fn a_429_with_retry_after_is_rate_limited_and_keeps_the_token() {
     assert_eq!(idp.provider().unsafe_reuses(&link()), 0);
 }
 
+/// A gateway forwarded the request, the IdP rotated, and the gateway
+/// answered 502 or 504 with its own HTML page: the endpoint cannot tell this
+/// from a 5xx before consumption, so it reports a server error (which the
+/// machine treats as an unknown outcome), never `Transient`.
 #[tokio::test]
-async fn a_500_is_transient_and_keeps_the_token() {
-    let (idp, _, r0) = enrolled(ProviderModel::ReuseDetection).await;
-    let endpoint = endpoint(&idp);
-    idp.push_fault(IdpFault::ServerError);
-    let outcome = exchange_once(&idp, &endpoint, &r0).await;
-    assert_eq!(transient(&outcome), "token endpoint replied HTTP 500");
-    assert!(idp.provider().is_refresh_live(&r0));
+async fn a_502_or_504_after_the_idp_consumed_the_token_is_a_server_error() {
+    for status in [502, 504] {
+        let (idp, _, r0) = enrolled(ProviderModel::ReuseDetection).await;
+        let endpoint = endpoint(&idp);
+        idp.push_fault(IdpFault::ConsumeThen { status });
+        let outcome = exchange_once(&idp, &endpoint, &r0).await;
+        assert_eq!(
+            outcome,
+            ExchangeOutcome::ServerError {
+                status,
+                reason: format!("token endpoint replied HTTP {status}"),
+            }
+        );
+        assert_eq!(idp.requests()[0].status, status);
+        assert_eq!(idp.presentations_of(&r0), 1, "one presentation, no retry");
+        // The provider rotated: the new pair went nowhere.
+        let provider = idp.provider();
+        assert!(!provider.is_refresh_live(&r0));
+        assert_eq!(provider.rotations(&link()), 1);
+        assert_eq!(
+            provider.live_refresh_tokens(&link()),
+            vec![RefreshToken::new(format!("{PREFIX}R1"))]
+        );
+        assert_eq!(provider.unsafe_reuses(&link()), 0);
+    }
 }
 
+/// A gateway answered 503 without forwarding: nothing was consumed, but
+/// the client cannot know that, so it is a server error like any 5xx.
 #[tokio::test]
-async fn rotated_then_500_is_transient_and_the_new_token_is_lost() {
+async fn a_503_without_forwarding_is_a_server_error_too() {
     let (idp, _, r0) = enrolled(ProviderModel::ReuseDetection).await;
     let endpoint = endpoint(&idp);
-    idp.push_fault(IdpFault::RotatedThen500);
+    idp.push_fault(IdpFault::Unavailable);
     let outcome = exchange_once(&idp, &endpoint, &r0).await;
-    assert_eq!(transient(&outcome), "token endpoint replied HTTP 500");
-    let provider = idp.provider();
-    assert!(!provider.is_refresh_live(&r0));
     assert_eq!(
-        provider.live_refresh_tokens(&link()),
-        vec![RefreshToken::new(format!("{PREFIX}R1"))]
+        outcome,
+        ExchangeOutcome::ServerError {
+            status: 503,
+            reason: "token endpoint replied HTTP 503".into(),
+        }
     );
+    assert_eq!(idp.requests()[0].status, 503);
+    assert_eq!(idp.presentations_of(&r0), 1, "one presentation, no retry");
+    let provider = idp.provider();
+    assert!(provider.is_refresh_live(&r0));
+    assert_eq!(provider.rotations(&link()), 0);
 }
 
 #[tokio::test]

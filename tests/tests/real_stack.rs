@@ -12,8 +12,8 @@ use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
-    AccessGrant, CachedFailure, Config, LinkId, OwnerId, RefreshError, RefreshMachine,
-    RefreshToken, StoredLink,
+    AccessGrant, CachedFailure, Config, LinkId, OwnerId, ReauthReason, RefreshError,
+    RefreshMachine, RefreshToken, ServerErrorAfterSend, StoredLink,
 };
 use baton_fakes::idp::{FakeIdp, IdpFault};
 use baton_fakes::ProviderModel;
@@ -312,23 +312,67 @@ async fn postgres_connections_killed_between_exchange_and_write() {
     stack.db.cleanup().await;
 }
 
+/// A gateway answers 503 without forwarding. The client cannot tell that
+/// from a 503 after forwarding, so by default (`ServerErrorAfterSend::
+/// Unknown`) it is an unknown outcome: callers are told to re-authenticate
+/// and the token is never presented again, though here it was not consumed
+/// — the price of never revoking a family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idp_500_is_temporary_and_keeps_the_token() {
-    let Some(stack) = stack(ProviderModel::SingleUse, "e2e_500").await else {
+async fn an_idp_503_is_an_unknown_outcome_by_default() {
+    let Some(stack) = stack(ProviderModel::SingleUse, "e2e_503").await else {
         return;
     };
-    stack.idp.push_fault(IdpFault::ServerError);
+    stack.idp.push_fault(IdpFault::Unavailable);
     let replica = stack
         .replica(baton_core::Machine::new(config("replica-a")))
         .await;
+    for _ in 0..3 {
+        let error = replica.access_token(&stack.link).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RefreshError::ReauthenticationRequired(ReauthReason::OutcomeUnknown)
+            ),
+            "{error}"
+        );
+        stack.assert_no_secret_in(&error.to_string());
+        replica.settled().await;
+    }
+    assert_eq!(stack.idp.presentations_of(&stack.first_refresh), 1);
+    let stored = stack.stored().await;
+    assert_eq!(stored.refresh_token, Some(stack.first_refresh.clone()));
+    assert_eq!(stored.failure, Some(CachedFailure::OutcomeUnknown));
+    stack.idp.with_provider(|p| {
+        assert!(p.is_refresh_live(&stack.first_refresh), "never consumed");
+        assert_eq!(p.unsafe_reuses(&stack.link), 0);
+    });
+    stack.db.cleanup().await;
+}
+
+/// With `ServerErrorAfterSend::Retry` (a provider reached with no gateway
+/// in between), a 503 is temporary and the next request presents the same
+/// token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_503_is_temporary_when_configured_to_retry_server_errors() {
+    let Some(stack) = stack(ProviderModel::SingleUse, "e2e_503_retry").await else {
+        return;
+    };
+    stack.idp.push_fault(IdpFault::Unavailable);
+    let config = Config::builder(OwnerId::new("replica-a"))
+        .lease_poll_interval(Duration::from_millis(20))
+        .exchange_timeout(Duration::from_secs(5))
+        .lease_duration(Duration::from_secs(10))
+        .server_error_after_send(ServerErrorAfterSend::Retry)
+        .build()
+        .unwrap();
+    let replica = stack.replica(baton_core::Machine::new(config)).await;
     let error = replica.access_token(&stack.link).await.unwrap_err();
     assert!(matches!(error, RefreshError::Temporary(_)), "{error}");
     stack.assert_no_secret_in(&error.to_string());
     replica.settled().await;
-    assert_eq!(
-        stack.stored().await.refresh_token,
-        Some(stack.first_refresh.clone())
-    );
+    let stored = stack.stored().await;
+    assert_eq!(stored.refresh_token, Some(stack.first_refresh.clone()));
+    assert_eq!(stored.failure, None);
     assert!(replica.access_token(&stack.link).await.is_ok());
     assert_eq!(stack.idp.presentations_of(&stack.first_refresh), 2);
     stack

@@ -195,6 +195,8 @@ async fn a_rate_limit_is_reported_and_consumes_nothing() {
 #[tokio::test]
 async fn a_transient_error_is_temporary_and_the_next_call_recovers() {
     let (link, store, provider) = world(ProviderModel::SingleUse);
+    // Certainly not consumed: the request was never sent (a connect
+    // failure). A 5xx after sending is not this; see real_stack.rs.
     provider.push_fault(ProviderFault::Transient);
     let refresher = Refresher::new(config("a"), store.clone(), provider.clone());
     assert!(matches!(
