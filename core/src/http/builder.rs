@@ -153,8 +153,9 @@ impl HttpTokenEndpointBuilder {
     }
 
     /// The largest reply body read, in bytes; [`DEFAULT_MAX_BODY_BYTES`]
-    /// unless set. A longer body is not read past the bound and the
-    /// exchange is [`Transient`](crate::ExchangeOutcome::Transient).
+    /// unless set. A longer body is not read past the bound: the exchange
+    /// is [`ServerError`](crate::ExchangeOutcome::ServerError) if the status
+    /// was a 5xx, [`Transient`](crate::ExchangeOutcome::Transient) otherwise.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
