@@ -168,7 +168,7 @@ impl Invariant {
     ) -> Result<(), String> {
         match self {
             Invariant::NoReuse => no_reuse(world),
-            Invariant::SingleFlight => single_flight(world),
+            Invariant::SingleFlight => single_flight(world, spec),
             Invariant::NoPoisonedFailure => no_poisoned_failure(world),
             Invariant::LinkIsolation => link_isolation(world),
             Invariant::CallersServed => callers_served(world, spec, moment),
@@ -222,8 +222,15 @@ pub fn no_reuse(world: &impl Observed) -> Result<(), String> {
     Ok(())
 }
 
-/// `single_flight`: at most one exchange in flight per link per replica.
-pub fn single_flight(world: &impl Observed) -> Result<(), String> {
+/// `single_flight`: at most one exchange in flight per link per replica —
+/// and per link overall where every replica takes the cross-replica lease
+/// and no second presentation is safe (a grace window lets a lease over an
+/// expired holder be taken over while the holder still waits). Requests
+/// orphaned by a crash or a deadline are not counted: `no_reuse` judges
+/// where they land.
+pub fn single_flight(world: &impl Observed, spec: &WorldSpec) -> Result<(), String> {
+    let overall = spec.algorithm.takes_lease()
+        && spec.second_presentation == baton_core::SecondPresentation::Fatal;
     let mut seen: Vec<((u8, u32), &LinkId)> = Vec::new();
     for (sender, link) in world.awaited_exchanges() {
         if seen.contains(&(sender, link)) {
@@ -231,6 +238,14 @@ pub fn single_flight(world: &impl Observed) -> Result<(), String> {
                 "replica r{} has two exchanges of {link} in flight at once",
                 sender.0
             ));
+        }
+        if overall {
+            if let Some((other, _)) = seen.iter().find(|(_, l)| *l == link) {
+                return Err(format!(
+                    "replicas r{} and r{} both have an exchange of {link} in flight, though each takes the lease first",
+                    other.0, sender.0
+                ));
+            }
         }
         seen.push((sender, link));
     }

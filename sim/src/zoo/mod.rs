@@ -76,6 +76,12 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Whether every refresh takes a cross-replica lease on the row first
+    /// (`single_flight` then holds per link overall, not only per replica).
+    pub fn takes_lease(self) -> bool {
+        matches!(self, Algorithm::Baton | Algorithm::DbLease)
+    }
+
     /// Every algorithm modelled.
     pub const ALL: [Algorithm; 7] = [
         Algorithm::Naive,
