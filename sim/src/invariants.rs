@@ -115,7 +115,8 @@ pub fn judge_family(
 /// place. Each is an answer that is right because of what the user did:
 /// - after an unlink, "not linked" is the truth;
 /// - after a revocation, re-authentication is the only way back, however
-///   the replica learned it (a rejection, an emptied row);
+///   the replica learned it (a rejection, an emptied row, a validation
+///   call answered 401);
 /// - an access token a revocation killed after it was read or issued
 ///   cannot be recalled by any algorithm (see [`revocation_killed`]).
 ///
@@ -128,6 +129,10 @@ fn writer_excuse(u: &FaultsUsed, error: &RefreshError) -> bool {
         RefreshError::ReauthenticationRequired(
             ReauthReason::Rejected { .. } | ReauthReason::NoRefreshToken,
         ) => u.revoke,
+        // However a replica words the API's 401 on a token the revocation
+        // killed (baton: validation failed; the zoo: provider unavailable),
+        // no token could have been given.
+        RefreshError::Temporary(_) => u.revoke,
         _ => false,
     }
 }
