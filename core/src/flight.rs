@@ -491,6 +491,24 @@ impl Machine {
         }
     }
 
+    /// Step 6's write lost: the row no longer holds the token we presented.
+    /// Someone else wrote it — a presentation inside a grace window storing
+    /// its own pair, the OAuth callback re-linking the account (a new
+    /// family), the user unlinking it (no row). The store is the truth, so
+    /// adopt what it holds, as a lost settle does: handing out our pair
+    /// instead would answer with a family the user replaced, for a link
+    /// that no longer exists, or — after a stall — with a token that has
+    /// expired meanwhile, and would keep it as this process's hot token.
+    /// Our pair stays live at the provider, unrecorded, as it did before.
+    pub(crate) fn persist_lost(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        row: Option<StoredLink>,
+    ) -> Next {
+        self.proceed(link, now, row, None)
+    }
+
     pub(crate) fn persist_failed(&mut self, now: Timestamp, persist: Persist) -> Next {
         if persist.attempts < self.config.persist_attempts {
             Next::Continue(Step::Waiting {

@@ -313,9 +313,7 @@ impl Machine {
             }
             (Step::Persisting { persist, .. }, input) => match cas_outcome(input) {
                 Ok(Won(_)) => self.persisted(link, persist.issued.access),
-                // The row moved on without us (another presentation inside
-                // a grace window stored its own pair). Ours still works.
-                Ok(Lost(_)) => Next::Finish(Ok(persist.issued.access)),
+                Ok(Lost(row)) => self.persist_lost(link, now, row),
                 Err(_) => self.persist_failed(now, persist),
             },
             (Step::Validating { grant, .. }, Input::ValidationFinished { outcome, .. }) => {

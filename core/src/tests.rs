@@ -936,15 +936,35 @@ fn a_failed_persist_is_retried_on_a_timer_before_anyone_is_answered() {
     assert_eq!(s.store_failed(0), vec![answer(1, Ok(live("A1")))]);
 }
 
+// A lost success write adopts the row that beat it: the winner's pair (a
+// grace-window presentation, or the OAuth callback's new family), or no row
+// at all after an unlink — never our own pair, which nobody will find in the
+// store.
 #[test]
-fn a_persist_that_loses_still_answers_with_the_issued_token() {
+fn a_persist_that_loses_adopts_the_row_that_won() {
     let mut s = Script::new(config());
     s.up_to_exchange(row(expired("A0"), "R0"));
     let tokens = issued("A1", "R1");
     s.exchanged(0, ExchangeOutcome::Issued(tokens));
     assert_eq!(
         s.lost(0, Some(row(live("A9"), "R9"))),
-        vec![answer(1, Ok(live("A1")))]
+        vec![answer(1, Ok(live("A9")))]
+    );
+}
+
+#[test]
+fn a_persist_that_loses_to_an_unlink_answers_not_linked() {
+    let mut s = Script::new(config());
+    s.up_to_exchange(row(expired("A0"), "R0"));
+    s.exchanged(0, ExchangeOutcome::Issued(issued("A1", "R1")));
+    assert_eq!(
+        s.lost(0, None),
+        vec![answer(
+            1,
+            Err(RefreshError::ReauthenticationRequired(
+                ReauthReason::NotLinked
+            ))
+        )]
     );
 }
 

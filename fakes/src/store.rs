@@ -54,6 +54,13 @@ impl InMemoryStore {
         self.rows.insert(link, row);
     }
 
+    /// Removes the row of `link`, if any (the user unlinking the account;
+    /// never a fault target). Writes to it lose from now on: a
+    /// compare-and-swap never creates a row.
+    pub fn remove(&mut self, link: &LinkId) -> Option<StoredLink> {
+        self.rows.remove(link)
+    }
+
     /// The row of `link` as it is, for checkers and reports; never fails.
     pub fn row(&self, link: &LinkId) -> Option<&StoredLink> {
         self.rows.get(link)

@@ -41,12 +41,16 @@ impl<K: Ord, V> VecMap<K, V> {
         }
     }
 
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        self.position(key).ok().map(|i| self.0.remove(i).1)
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
     }
 }
 

@@ -46,6 +46,12 @@ pub trait Observed {
     fn can_progress(&self, spec: &WorldSpec) -> bool;
     /// Whether every caller is done and nothing is in flight or armed.
     fn quiescent(&self) -> bool;
+    /// Whether the user unlinked `link` (and did not re-link it since):
+    /// the store holding no row for it is then what is right. Only the
+    /// explorer's worlds have outside writers.
+    fn unlinked(&self, _link: &LinkId) -> bool {
+        false
+    }
 }
 
 /// One caller, as the invariants see it.
@@ -73,7 +79,9 @@ pub fn judge_answer(
             let token = grant.token.expose_secret().to_string();
             if provider.link_of_access(&grant.token) != Some(link) {
                 Some(BadAnswer::WrongLink { token })
-            } else if !provider.is_access_live(&grant.token, world.now()) {
+            } else if !provider.is_access_live(&grant.token, world.now())
+                && !revocation_killed(world)
+            {
                 Some(BadAnswer::DeadToken { token })
             } else {
                 None
@@ -84,9 +92,66 @@ pub fn judge_answer(
     }
 }
 
+/// Judges the family of a token handed to a caller whose request could be
+/// answered with generation `min_generation` or newer (see
+/// [`crate::world::Caller::min_generation`]): a caller that asked after a
+/// re-link or an unlink must not get a token of the family it superseded
+/// or removed. A caller that was already waiting may: its request raced
+/// the writer, and the older answer is the one it would have had a moment
+/// earlier.
+pub fn judge_family(
+    provider: &FakeProvider,
+    min_generation: u32,
+    result: &Result<AccessGrant, RefreshError>,
+) -> Option<BadAnswer> {
+    let grant = result.as_ref().ok()?;
+    let generation = provider.generation_of_access(&grant.token)?;
+    (generation < min_generation).then(|| BadAnswer::StaleFamily {
+        token: grant.token.expose_secret().to_string(),
+    })
+}
+
+/// The excuses the outside writers give (DESIGN.md section 3), in one
+/// place. Each is an answer that is right because of what the user did:
+/// - after an unlink, "not linked" is the truth;
+/// - after a revocation, re-authentication is the only way back, however
+///   the replica learned it (a rejection, an emptied row, a validation
+///   call answered 401);
+/// - an access token a revocation killed after it was read or issued
+///   cannot be recalled by any algorithm (see [`revocation_killed`]).
+///
+/// A re-link excuses nothing: the old family stays live, so every answer a
+/// replica could give before it is still right.
+fn writer_excuse(u: &FaultsUsed, error: &RefreshError) -> bool {
+    use baton_core::ReauthReason;
+    match error {
+        RefreshError::ReauthenticationRequired(ReauthReason::NotLinked) => u.unlink,
+        RefreshError::ReauthenticationRequired(
+            ReauthReason::Rejected { .. } | ReauthReason::NoRefreshToken,
+        ) => u.revoke,
+        // However a replica words the API's 401 on a token the revocation
+        // killed (baton: validation failed; the zoo: provider unavailable),
+        // no token could have been given.
+        RefreshError::Temporary(_) => u.revoke,
+        _ => false,
+    }
+}
+
+/// Whether a revocation explains a dead access token handed to a caller:
+/// the user revoked the application, and the token may have been live when
+/// the replica read or received it. Nothing tells a replica of a
+/// revocation, so no algorithm avoids this; the API's 401 is how the
+/// caller learns.
+fn revocation_killed(world: &impl Observed) -> bool {
+    world.faults().revoke
+}
+
 /// Whether the world explains an error a caller got.
 fn error_justified(world: &impl Observed, error: &RefreshError, link: &LinkId) -> bool {
     let u = world.faults();
+    if writer_excuse(u, error) {
+        return true;
+    }
     let no_live_token = world.known_live(link).is_empty() || world.provider().family_revoked(link);
     match error {
         RefreshError::RetryAfter { .. } => u.rate_limit,
@@ -132,11 +197,15 @@ pub enum Invariant {
     NoLostRotation,
     /// See [`recovers`].
     Recovers,
+    /// See [`no_stale_write`].
+    NoStaleWrite,
+    /// See [`no_stale_answer`].
+    NoStaleAnswer,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked.
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::NoReuse,
         Invariant::SingleFlight,
         Invariant::NoPoisonedFailure,
@@ -144,6 +213,8 @@ impl Invariant {
         Invariant::CallersServed,
         Invariant::NoLostRotation,
         Invariant::Recovers,
+        Invariant::NoStaleWrite,
+        Invariant::NoStaleAnswer,
     ];
 
     /// The invariant's name, as scenarios spell it.
@@ -156,6 +227,8 @@ impl Invariant {
             Invariant::CallersServed => "callers_served",
             Invariant::NoLostRotation => "no_lost_rotation",
             Invariant::Recovers => "recovers",
+            Invariant::NoStaleWrite => "no_stale_write",
+            Invariant::NoStaleAnswer => "no_stale_answer",
         }
     }
 
@@ -174,6 +247,8 @@ impl Invariant {
             Invariant::CallersServed => callers_served(world, spec, moment),
             Invariant::NoLostRotation => no_lost_rotation(world, moment),
             Invariant::Recovers => recovers(world, spec, moment),
+            Invariant::NoStaleWrite => no_stale_write(world),
+            Invariant::NoStaleAnswer => no_stale_answer(world),
         }
     }
 }
@@ -335,7 +410,7 @@ pub fn no_lost_rotation(world: &impl Observed, moment: Moment) -> Result<(), Str
     }
     for link in world.links() {
         let live = world.provider().live_refresh_tokens(link);
-        if live.is_empty() {
+        if live.is_empty() || world.unlinked(link) {
             continue;
         }
         let row = world.store().row(link);
@@ -362,7 +437,9 @@ pub fn recovers(world: &impl Observed, spec: &WorldSpec, moment: Moment) -> Resu
         return Ok(());
     }
     for link in world.links() {
-        if world.provider().family_revoked(link) {
+        // A revoked or unlinked link needs the user: re-authentication, or
+        // "not linked", is then the right answer.
+        if world.provider().family_revoked(link) || world.unlinked(link) {
             continue;
         }
         let mut probe = Probe {
@@ -377,6 +454,57 @@ pub fn recovers(world: &impl Observed, spec: &WorldSpec, moment: Moment) -> Resu
                     "after the faults stopped, a new caller asking for {link} {what}, though the provider never revoked the family"
                 ))
             }
+        }
+    }
+    Ok(())
+}
+
+/// `no_stale_write`: once a re-link superseded a family, the store never
+/// holds that family's access or refresh token again — no replica's write
+/// of the older family lands over the user's newest grant. (The provider's
+/// `live_refresh_tokens` being the newest family's, `no_lost_rotation` and
+/// `no_poisoned_failure` judge against the newest family too.)
+pub fn no_stale_write(world: &impl Observed) -> Result<(), String> {
+    let provider = world.provider();
+    for link in world.links() {
+        let (Some(row), Some(current)) = (world.store().row(link), provider.generation(link))
+        else {
+            continue;
+        };
+        let refresh = row
+            .refresh_token
+            .as_ref()
+            .and_then(|t| Some((t.expose_secret(), provider.generation_of_refresh(t)?)));
+        let access = row.access.as_ref().and_then(|g| {
+            Some((
+                g.token.expose_secret(),
+                provider.generation_of_access(&g.token)?,
+            ))
+        });
+        for (token, generation) in refresh.into_iter().chain(access) {
+            if generation < current {
+                return Err(format!(
+                    "the store holds {token} for {link}, a token of the family the user's re-link superseded (generation {generation}; the newest is {current}): a write of the older family clobbered the new grant ({})",
+                    crate::report::describe_row(row)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `no_stale_answer`: no caller that asked after a re-link or an unlink is
+/// handed a token of the family it superseded or removed (see
+/// [`judge_family`]). A process's in-memory hot path cannot see either
+/// writer: worlds where a caller asks a replica that already holds a live
+/// token break this for every algorithm that keeps one.
+pub fn no_stale_answer(world: &impl Observed) -> Result<(), String> {
+    for (i, caller) in world.callers().enumerate() {
+        if let Some(BadAnswer::StaleFamily { token }) = caller.bad {
+            return Err(format!(
+                "caller {i} asked for {} after a re-link or unlink and was handed {token}, a token of the family the user replaced or removed",
+                caller.link
+            ));
         }
     }
     Ok(())
@@ -501,5 +629,11 @@ impl Observed for World {
     }
     fn quiescent(&self) -> bool {
         World::quiescent(self)
+    }
+    fn unlinked(&self, link: &LinkId) -> bool {
+        self.links
+            .iter()
+            .position(|l| l == link)
+            .is_some_and(|i| self.is_unlinked(i))
     }
 }

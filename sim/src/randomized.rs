@@ -97,7 +97,10 @@ fn adversarial(action: &Action) -> bool {
         | Action::FireTimer { .. }
         | Action::AdvanceClock
         | Action::Crash { .. }
-        | Action::Cancel { .. } => true,
+        | Action::Cancel { .. }
+        | Action::Relink { .. }
+        | Action::Unlink { .. }
+        | Action::Revoke { .. } => true,
     }
 }
 

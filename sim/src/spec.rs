@@ -42,6 +42,21 @@ pub struct FaultBudget {
     /// Jumps of the clock to the next lease expiry, token expiry or
     /// deadline (stalls).
     pub clock_jumps: u8,
+    /// Re-links: the OAuth callback writes a fresh pair of a new family
+    /// into the row (see `world::writers`).
+    pub relinks: u8,
+    /// Unlinks: the user removes the link; its row is deleted.
+    pub unlinks: u8,
+    /// Revocations: the user revokes the application at the provider; every
+    /// family of the link dies.
+    pub revocations: u8,
+}
+
+impl FaultBudget {
+    /// Whether any outside writer (re-link, unlink, revocation) may act.
+    pub fn has_writers(&self) -> bool {
+        self.relinks > 0 || self.unlinks > 0 || self.revocations > 0
+    }
 }
 
 /// Timing of the machines (and the provider's access-token lifetime), in
@@ -81,8 +96,13 @@ impl Default for Timing {
 /// One world to explore.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WorldSpec {
-    /// The algorithm every replica runs.
+    /// The algorithm every replica runs unless `fleet` pins it: the one a
+    /// scenario's `[expect]` key names, and the one `recovers`' probe runs.
     pub algorithm: Algorithm,
+    /// Per replica, the algorithm it runs (a rolling deploy: an old replica
+    /// beside new ones); `None`, or a replica beyond the list, runs
+    /// `algorithm`. Empty: every replica runs `algorithm`.
+    pub fleet: Vec<Option<Algorithm>>,
     /// Processes sharing the store.
     pub replicas: u8,
     /// Callers per replica.
@@ -118,6 +138,7 @@ impl WorldSpec {
     pub fn new(algorithm: Algorithm, provider: ProviderModel) -> Self {
         WorldSpec {
             algorithm,
+            fleet: Vec::new(),
             replicas: 1,
             callers: 1,
             requests: 1,
@@ -158,6 +179,15 @@ impl WorldSpec {
             .store_retry_delay(Duration::from_secs(1))
             .default_retry_after(Duration::from_secs(60))
             .build()
+    }
+
+    /// The algorithm replica `replica` runs.
+    pub fn algorithm_of(&self, replica: usize) -> Algorithm {
+        self.fleet
+            .get(replica)
+            .copied()
+            .flatten()
+            .unwrap_or(self.algorithm)
     }
 
     /// How many callers in all.

@@ -41,6 +41,9 @@ pub(super) struct Family {
     pub(super) access: BTreeMap<u32, Timestamp>,
     pub(super) revoked: bool,
     pub(super) unsafe_reuses: u32,
+    /// Which grant of its link this family is: 0 at enrolment, one more per
+    /// re-link.
+    pub(super) generation: u32,
 }
 
 impl Family {

@@ -11,9 +11,11 @@
 //! deliberately invisible to equality and hashing (see [`FakeProvider`]).
 
 mod family;
+mod generations;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::vecmap::VecMap;
@@ -237,7 +239,12 @@ impl Hash for Journal {
 pub struct FakeProvider {
     model: ProviderModel,
     access_lifetime: Duration,
+    /// Each link's current family: the newest grant.
     families: VecMap<LinkId, Family>,
+    /// Families a re-link superseded, oldest first: still live unless
+    /// revoked (a real provider keeps an old grant's refresh token working),
+    /// but no longer the link's (see [`FakeProvider::relink`]).
+    superseded: Vec<(LinkId, Family)>,
     journal: Journal,
 }
 
@@ -249,6 +256,7 @@ impl FakeProvider {
             model,
             access_lifetime,
             families: VecMap::new(),
+            superseded: Vec::new(),
             journal: Journal::default(),
         }
     }
@@ -270,7 +278,7 @@ impl FakeProvider {
             "{link} is already enrolled"
         );
         assert!(
-            self.families.values().all(|f| &*f.prefix != prefix),
+            self.all_families().all(|(_, f)| &*f.prefix != prefix),
             "token prefix {prefix:?} is already used by another link"
         );
         let mut family = Family {
@@ -280,6 +288,7 @@ impl FakeProvider {
             access: BTreeMap::new(),
             revoked: false,
             unsafe_reuses: 0,
+            generation: 0,
         };
         let (n, mut set) = family.mint(self.model, now, self.access_lifetime);
         // Even a non-rotating provider hands out its one refresh token at
@@ -321,11 +330,8 @@ impl FakeProvider {
                 };
                 (None, result, false)
             }
-            Some((link, n)) => {
-                let family = self
-                    .families
-                    .get_mut(&link)
-                    .expect("find_refresh returns enrolled links");
+            Some((link, prefix, n)) => {
+                let family = self.family_mut(&prefix);
                 let (decision, unsafe_reuse) = decide(model, family, n, now);
                 // An unsafe presentation is counted even when the request is
                 // then rate limited or fails before processing: the
@@ -394,13 +400,15 @@ impl FakeProvider {
     /// a grace window is not live: it works, but only as a reuse.
     pub fn is_refresh_live(&self, token: &RefreshToken) -> bool {
         self.find_refresh(token)
-            .is_some_and(|(link, n)| self.families[&link].refresh_live(self.model, n))
+            .is_some_and(|(_, prefix, n)| self.family(&prefix).refresh_live(self.model, n))
     }
 
-    /// The live refresh tokens of `link` (see
+    /// The live refresh tokens of `link`'s current family (see
     /// [`is_refresh_live`](FakeProvider::is_refresh_live)), newest first, so
     /// that the first is the one a correct store should hold. Empty for a
-    /// revoked family or an unknown link.
+    /// revoked family or an unknown link. A family superseded by a re-link
+    /// may still hold live tokens, but they are not the link's any more:
+    /// they are not listed.
     pub fn live_refresh_tokens(&self, link: &LinkId) -> Vec<RefreshToken> {
         let Some(family) = self.families.get(link) else {
             return Vec::new();
@@ -416,14 +424,13 @@ impl FakeProvider {
     /// killed by a refresh (single-use providers) or a revocation, and
     /// `now` before its expiry.
     pub fn is_access_live(&self, token: &AccessToken, now: Timestamp) -> bool {
-        self.find_access(token).is_some_and(|(link, n)| {
-            let family = &self.families[link];
+        self.find_access(token).is_some_and(|(_, family, n)| {
             !family.revoked && family.access.get(&n).is_some_and(|&expires| now < expires)
         })
     }
 
-    /// Whether `link`'s family has been revoked by reuse detection. `false`
-    /// for a link never enrolled.
+    /// Whether `link`'s current family has been revoked (by reuse detection,
+    /// or by the user). `false` for a link never enrolled.
     pub fn family_revoked(&self, link: &LinkId) -> bool {
         self.families.get(link).is_some_and(|f| f.revoked)
     }
@@ -432,8 +439,7 @@ impl FakeProvider {
     /// alive; `None` if the provider never issued it.
     pub fn link_of(&self, token: &RefreshToken) -> Option<&LinkId> {
         let (prefix, n) = split(token.expose_secret(), 'R')?;
-        self.families
-            .iter()
+        self.all_families()
             .find(|(_, f)| &*f.prefix == prefix && f.refresh_issued(self.model, n))
             .map(|(link, _)| link)
     }
@@ -441,16 +447,20 @@ impl FakeProvider {
     /// The link whose family issued the access token `token`, dead or
     /// alive; `None` if the provider never issued it.
     pub fn link_of_access(&self, token: &AccessToken) -> Option<&LinkId> {
-        self.find_access(token).map(|(link, _)| link)
+        self.find_access(token).map(|(link, _, _)| link)
     }
 
     /// How many times `link`'s consumed refresh tokens were presented again
     /// without the provider honouring them under a grace window or reuse
     /// count — breaches of the `no_reuse` invariant. Presentations that were
     /// rate limited or never reached the provider count too: the algorithm
-    /// sent a consumed token all the same.
+    /// sent a consumed token all the same. Families a re-link superseded
+    /// count as well: a reuse of an old grant's token is a reuse.
     pub fn unsafe_reuses(&self, link: &LinkId) -> u32 {
-        self.families.get(link).map_or(0, |f| f.unsafe_reuses)
+        self.all_families()
+            .filter(|(l, _)| *l == link)
+            .map(|(_, f)| f.unsafe_reuses)
+            .sum()
     }
 
     /// How many exchanges minted new tokens for `link` (whether or not the
@@ -465,18 +475,42 @@ impl FakeProvider {
         &self.journal.0
     }
 
-    fn find_refresh(&self, token: &RefreshToken) -> Option<(LinkId, u32)> {
-        let link = self.link_of(token)?;
-        let (_, n) = split(token.expose_secret(), 'R')?;
-        Some((link.clone(), n))
-    }
-
-    fn find_access(&self, token: &AccessToken) -> Option<(&LinkId, u32)> {
-        let (prefix, n) = split(token.expose_secret(), 'A')?;
+    /// Every family, current ones first, then the superseded ones.
+    fn all_families(&self) -> impl Iterator<Item = (&LinkId, &Family)> {
         self.families
             .iter()
+            .chain(self.superseded.iter().map(|(l, f)| (l, f)))
+    }
+
+    /// The family that issued refresh token `token`: its link, its prefix
+    /// (unique across all families) and the token's index in it.
+    fn find_refresh(&self, token: &RefreshToken) -> Option<(LinkId, Arc<str>, u32)> {
+        let (prefix, n) = split(token.expose_secret(), 'R')?;
+        self.all_families()
+            .find(|(_, f)| &*f.prefix == prefix && f.refresh_issued(self.model, n))
+            .map(|(link, f)| (link.clone(), f.prefix.clone(), n))
+    }
+
+    fn find_access(&self, token: &AccessToken) -> Option<(&LinkId, &Family, u32)> {
+        let (prefix, n) = split(token.expose_secret(), 'A')?;
+        self.all_families()
             .find(|(_, f)| &*f.prefix == prefix && n < f.minted)
-            .map(|(link, _)| (link, n))
+            .map(|(link, f)| (link, f, n))
+    }
+
+    fn family(&self, prefix: &str) -> &Family {
+        self.all_families()
+            .map(|(_, f)| f)
+            .find(|f| &*f.prefix == prefix)
+            .expect("prefixes come from existing families")
+    }
+
+    fn family_mut(&mut self, prefix: &str) -> &mut Family {
+        self.families
+            .values_mut()
+            .chain(self.superseded.iter_mut().map(|(_, f)| f))
+            .find(|f| &*f.prefix == prefix)
+            .expect("prefixes come from existing families")
     }
 }
 

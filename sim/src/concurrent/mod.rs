@@ -81,7 +81,13 @@ impl ThreadPlan {
             (f.timeouts, "timeouts"),
             (f.validation_failures, "validation failures"),
             (f.clock_jumps, "clock jumps (stalls)"),
+            (f.relinks, "re-links"),
+            (f.unlinks, "unlinks"),
+            (f.revocations, "revocations"),
         ];
+        if spec.fleet.iter().any(Option::is_some) {
+            return Err("runs a mixed fleet, which only the explorer models".into());
+        }
         if let Some((_, what)) = unsupported.iter().find(|(n, _)| *n > 0) {
             return Err(format!(
                 "injects {what}, which only the explorer's adversary can place"

@@ -107,6 +107,10 @@ pub(super) struct WorldSection {
     pub(super) server_error_after_send: ServerErrorSetting,
     #[serde(default)]
     pub(super) path_ignores_max_request_age: bool,
+    /// Per replica, the algorithm it runs: a name, or `"*"` for the
+    /// algorithm the `[expect]` key names (a rolling deploy: `["*",
+    /// "naive"]` runs each expected algorithm beside an old naive replica).
+    pub(super) fleet: Option<toml::Spanned<Vec<String>>>,
 }
 
 /// `[world] server_error_after_send`: what the machines are told a 5xx
@@ -180,6 +184,9 @@ faults_section!(
     timeouts,
     validation_failures,
     clock_jumps,
+    relinks,
+    unlinks,
+    revocations,
 );
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -295,6 +295,32 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         }
         None => Vec::new(),
     };
+    let fleet = match &w.fleet {
+        Some(spanned) => {
+            if spanned.get_ref().len() != usize::from(w.replicas) {
+                return Err(errors.at(
+                    spanned.span(),
+                    format!(
+                        "`fleet` has {} entries for {} replicas",
+                        spanned.get_ref().len(),
+                        w.replicas
+                    ),
+                ));
+            }
+            spanned
+                .get_ref()
+                .iter()
+                .map(|name| match name.as_str() {
+                    "*" => Ok(None),
+                    name => name
+                        .parse::<Algorithm>()
+                        .map(Some)
+                        .map_err(|e| errors.at(spanned.span(), e)),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => Vec::new(),
+    };
     let defaults = Timing::default();
     let t = &file.timing;
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
@@ -316,6 +342,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
     };
     let world = WorldSpec {
         algorithm: Algorithm::Baton,
+        fleet,
         replicas: w.replicas,
         callers: w.callers,
         requests: w.requests,

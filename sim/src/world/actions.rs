@@ -206,6 +206,7 @@ impl World {
                 }
             }
         }
+        self.writer_actions(out);
     }
 
     /// The next instant after now at which something changes by itself: a

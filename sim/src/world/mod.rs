@@ -30,6 +30,7 @@ mod deliver;
 mod describe;
 mod step;
 mod types;
+mod writers;
 
 pub use describe::{describe_effect, describe_input, describe_outcome};
 pub use types::{
@@ -59,6 +60,9 @@ pub struct World {
     pub lost_tokens: BTreeSet<RefreshToken>,
     /// The links, by index.
     pub links: Arc<[LinkId]>,
+    /// Links whose row the user removed (bit `i` for link `i`), until a
+    /// re-link writes one again.
+    pub unlinked: u64,
 }
 
 impl World {
@@ -91,7 +95,7 @@ impl World {
         for r in 0..usize::from(spec.replicas) {
             let config = spec.config(r, 0).map_err(|e| e.to_string())?;
             replicas.push(Replica {
-                machine: Arc::new(spec.algorithm.machine(config)),
+                machine: Arc::new(spec.algorithm_of(r).machine(config)),
                 incarnation: 0,
                 touched: false,
             });
@@ -107,6 +111,7 @@ impl World {
                     cancelled: false,
                     died: false,
                     bad: None,
+                    min_generation: 0,
                 });
             }
         }
@@ -121,6 +126,7 @@ impl World {
             used: FaultsUsed::default(),
             lost_tokens: BTreeSet::new(),
             links: links.into(),
+            unlinked: 0,
         })
     }
 

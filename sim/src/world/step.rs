@@ -36,7 +36,10 @@ impl World {
         let mut note = Notes(log);
         match action {
             Action::Request { caller } => {
+                let min_generation =
+                    self.min_generation(usize::from(self.callers[usize::from(caller)].link));
                 let c = &mut self.callers[usize::from(caller)];
+                c.min_generation = min_generation;
                 c.requests_left -= 1;
                 c.waiting = true;
                 let (replica, link) = (
@@ -185,6 +188,9 @@ impl World {
                 self.move_clock(spec, to, &mut note);
             }
             Action::Crash { replica } => self.crash(spec, usize::from(replica), &mut note),
+            Action::Relink { .. } | Action::Unlink { .. } | Action::Revoke { .. } => {
+                self.outside_write(action, &mut note)
+            }
             Action::Cancel { caller } => {
                 let c = &mut self.callers[usize::from(caller)];
                 c.waiting = false;
@@ -215,7 +221,7 @@ impl World {
         let config = spec
             .config(r, incarnation)
             .expect("the spec's configuration was checked at the start");
-        self.replicas[r].machine = Arc::new(spec.algorithm.machine(config));
+        self.replicas[r].machine = Arc::new(spec.algorithm_of(r).machine(config));
         self.replicas[r].incarnation = incarnation;
         let mut lost = Vec::new();
         self.messages.retain_mut(|m| {
@@ -298,7 +304,13 @@ impl World {
     ) {
         let index = usize::try_from(caller.0).expect("caller ids are indices");
         let link = self.links[usize::from(self.callers[index].link)].clone();
-        let judged = crate::invariants::judge_answer(&*self, &link, &result);
+        let judged = crate::invariants::judge_answer(&*self, &link, &result).or_else(|| {
+            crate::invariants::judge_family(
+                &self.provider,
+                self.callers[index].min_generation,
+                &result,
+            )
+        });
         let replica = format!("r{}", self.callers[index].replica);
         note.add(|| {
             (

@@ -37,6 +37,12 @@ pub enum BadAnswer {
     /// An error the world does not justify (no fault explains it, or a live
     /// refresh token existed that nobody lost).
     UnjustifiedError(RefreshError),
+    /// The caller asked after a re-link superseded, or an unlink removed,
+    /// the family whose token it was handed.
+    StaleFamily {
+        /// The token text.
+        token: String,
+    },
 }
 
 /// One caller: a request handler in one replica, asking for one link.
@@ -56,6 +62,10 @@ pub struct Caller {
     pub died: bool,
     /// The first bad answer it got, if any.
     pub bad: Option<BadAnswer>,
+    /// The oldest token generation its current request may be answered
+    /// with: the link's generation when it asked, one more if the link was
+    /// unlinked then (see `world::writers`).
+    pub min_generation: u32,
 }
 
 /// A message between actors.
@@ -232,6 +242,22 @@ pub enum Action {
         /// Caller index.
         caller: u16,
     },
+    /// The OAuth callback re-links: a fresh pair of a new family replaces
+    /// the row.
+    Relink {
+        /// Link index.
+        link: u8,
+    },
+    /// The user unlinks: the row is removed.
+    Unlink {
+        /// Link index.
+        link: u8,
+    },
+    /// The user revokes the application at the provider.
+    Revoke {
+        /// Link index.
+        link: u8,
+    },
 }
 
 /// Which kinds of fault a run has used (invariants excuse some outcomes
@@ -259,6 +285,12 @@ pub struct FaultsUsed {
     pub validation_failure: bool,
     /// The clock jumped (a stall).
     pub clock_jump: bool,
+    /// The OAuth callback re-linked a link.
+    pub relink: bool,
+    /// A link was unlinked.
+    pub unlink: bool,
+    /// The user revoked the application at the provider.
+    pub revoke: bool,
 }
 
 impl FaultsUsed {
