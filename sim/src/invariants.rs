@@ -300,12 +300,16 @@ pub fn no_reuse(world: &impl Observed) -> Result<(), String> {
 /// `single_flight`: at most one exchange in flight per link per replica —
 /// and per link overall where every replica takes the cross-replica lease
 /// and no second presentation is safe (a grace window lets a lease over an
-/// expired holder be taken over while the holder still waits). Requests
+/// expired holder be taken over while the holder still waits), until a
+/// re-link starts a new family. Requests
 /// orphaned by a crash or a deadline are not counted: `no_reuse` judges
 /// where they land.
 pub fn single_flight(world: &impl Observed, spec: &WorldSpec) -> Result<(), String> {
-    let overall = spec.algorithm.takes_lease()
-        && spec.second_presentation == baton_core::SecondPresentation::Fatal;
+    // A re-link overwrites the row, lease included: a refresh of the new
+    // family may then run beside one of the old, each presenting its own.
+    let overall = (0..usize::from(spec.replicas)).all(|r| spec.algorithm_of(r).takes_lease())
+        && spec.second_presentation == baton_core::SecondPresentation::Fatal
+        && !world.faults().relink;
     let mut seen: Vec<((u8, u32), &LinkId)> = Vec::new();
     for (sender, link) in world.awaited_exchanges() {
         if seen.contains(&(sender, link)) {
