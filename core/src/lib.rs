@@ -141,6 +141,7 @@ pub mod postgres;
 pub mod refresher;
 mod row;
 mod secret;
+mod small_map;
 mod time;
 
 pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend};

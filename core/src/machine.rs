@@ -3,7 +3,7 @@
 //! which callers wait on which link, the outbox — and hands each link's
 //! decisions to [`crate::flight`].
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 use crate::config::Config;
@@ -13,6 +13,7 @@ use crate::ids::{CallerId, EffectId, LinkId};
 use crate::io::{Effect, Input, ValidationOutcome};
 use crate::links::Links;
 use crate::row::{AccessGrant, CasOutcome, Write};
+use crate::small_map::{SmallMap, SmallSet};
 use crate::time::Timestamp;
 
 /// The sans-IO refresh machine. See the [crate documentation](crate) for
@@ -25,12 +26,12 @@ use crate::time::Timestamp;
 pub struct Machine {
     pub(crate) config: Config,
     pub(crate) links: Links,
-    callers: BTreeMap<CallerId, LinkId>,
-    awaiting: BTreeMap<EffectId, LinkId>,
+    callers: SmallMap<CallerId, LinkId>,
+    awaiting: SmallMap<EffectId, LinkId>,
     /// The ids below `awaiting`'s largest that are not in it, and one past
     /// that largest: the smallest free id without a scan. Follows from
     /// `awaiting`, so left out of equality and hashing.
-    free_ids: BTreeSet<EffectId>,
+    free_ids: SmallSet<EffectId>,
     end_id: u64,
     outbox: VecDeque<Effect>,
 }
@@ -65,9 +66,9 @@ impl Machine {
         Machine {
             config,
             links: Links::default(),
-            callers: BTreeMap::new(),
-            awaiting: BTreeMap::new(),
-            free_ids: BTreeSet::new(),
+            callers: SmallMap::new(),
+            awaiting: SmallMap::new(),
+            free_ids: SmallSet::new(),
             end_id: 0,
             outbox: VecDeque::new(),
         }

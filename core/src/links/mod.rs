@@ -2,9 +2,11 @@
 //! one input costs does not grow with the links a process has served
 //! (issue 17), and a link with nothing left to remember is forgotten.
 //!
-//! [`Links`] keeps every link's [`LinkState`] in a `BTreeMap` (cheap
+//! [`Links`] keeps every link's [`LinkState`] in an ordered map (cheap
 //! insertion, and a canonical order for hashing) plus indexes derived from
-//! those states:
+//! those states. Each is a [`SmallMap`] or [`SmallSet`]: a sorted vector
+//! while small (the explorer's machines, with a link or two, stay at one
+//! exactly sized allocation per map), a B-tree once large:
 //!
 //! - `wakes`: every flight in [`Step::Waiting`], by wake-up time, so the
 //!   machine's timeout is the first entry and the due flights a range;
@@ -29,13 +31,13 @@
 //! reusable leases are never forgotten: losing a reusable lease would turn
 //! a takeover of our own lease into an unknown outcome.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
 use crate::config::Config;
 use crate::flight::{Flight, Step};
 use crate::ids::LinkId;
 use crate::row::{AccessGrant, Lease};
+use crate::small_map::{SmallMap, SmallSet};
 use crate::time::Timestamp;
 
 /// How many links one input's sweep may forget: about 100 µs of work (see
@@ -139,22 +141,26 @@ impl LinkState {
     }
 }
 
-/// A link's place in [`Links`], as `BTreeMap::entry` gives.
-pub(crate) struct Entry<'a>(std::collections::btree_map::Entry<'a, LinkId, LinkState>);
+/// A link's place in [`Links`], as `BTreeMap::entry` gives: for
+/// [`or_default`](Entry::or_default).
+pub(crate) struct Entry<'a> {
+    map: &'a mut SmallMap<LinkId, LinkState>,
+    link: LinkId,
+}
 
 impl<'a> Entry<'a> {
     pub(crate) fn or_default(self) -> &'a mut LinkState {
-        self.0.or_default()
+        self.map.get_or_insert_default(self.link)
     }
 }
 
 /// Every link's state and the indexes over it. See the [module docs](self).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Links {
-    map: BTreeMap<LinkId, LinkState>,
-    wakes: BTreeSet<(Timestamp, LinkId)>,
-    expiries: BTreeSet<(Timestamp, LinkId)>,
-    idle: BTreeMap<u64, LinkId>,
+    map: SmallMap<LinkId, LinkState>,
+    wakes: SmallSet<(Timestamp, LinkId)>,
+    expiries: SmallSet<(Timestamp, LinkId)>,
+    idle: SmallMap<u64, LinkId>,
     /// The next `LinkState::used` to hand out. Never compared: see there.
     next_use: u64,
     flights: usize,
@@ -197,7 +203,10 @@ impl Links {
     /// is working on, between [`open`](Self::open) and
     /// [`close`](Self::close): the indexes are rebuilt from it there.
     pub(crate) fn entry(&mut self, link: LinkId) -> Entry<'_> {
-        Entry(self.map.entry(link))
+        Entry {
+            map: &mut self.map,
+            link,
+        }
     }
 
     /// How many links the machine remembers anything about.
@@ -322,18 +331,27 @@ impl Links {
 impl Links {
     /// Panics unless every index is what a scan of the states gives.
     pub(crate) fn assert_consistent(&self, config: &Config) {
+        use std::collections::BTreeSet;
         let wakes: BTreeSet<_> = self
             .map
             .iter()
             .filter_map(|(l, s)| Some((s.wake_at()?, l.clone())))
             .collect();
-        assert_eq!(self.wakes, wakes, "wake-up index");
+        assert_eq!(
+            self.wakes.iter().cloned().collect::<BTreeSet<_>>(),
+            wakes,
+            "wake-up index"
+        );
         let expiries: BTreeSet<_> = self
             .map
             .iter()
             .filter_map(|(l, s)| Some((s.expires_at(config)?, l.clone())))
             .collect();
-        assert_eq!(self.expiries, expiries, "expiry index");
+        assert_eq!(
+            self.expiries.iter().cloned().collect::<BTreeSet<_>>(),
+            expiries,
+            "expiry index"
+        );
         let flights = self.map.values().filter(|s| s.flight.is_some()).count();
         assert_eq!(self.flights, flights, "flight count");
         let idle: BTreeSet<_> = self
@@ -344,7 +362,11 @@ impl Links {
             .collect();
         assert_eq!(self.idle.values().cloned().collect::<BTreeSet<_>>(), idle);
         for (seq, link) in &self.idle {
-            assert_eq!(self.map[link].used, Some(*seq), "recency of {link}");
+            assert_eq!(
+                self.map.get(link).expect("idle link kept").used,
+                Some(*seq),
+                "recency of {link}"
+            );
         }
         assert!(self.map.values().all(|s| !s.is_empty()), "empty link kept");
     }

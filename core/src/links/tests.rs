@@ -335,3 +335,34 @@ fn effect_ids_are_the_smallest_free_and_machines_forget_their_history() {
     assert_eq!(ids(request(&mut a, NOW, 6, link(5))), [1]);
     assert_eq!(ids(request(&mut b, NOW, 6, link(5))), [1]);
 }
+
+#[test]
+fn a_machine_that_outgrew_its_small_maps_equals_one_that_never_did() {
+    use crate::small_map::GROW;
+    let fresh = Machine::new(config().build().unwrap());
+    let n = 3 * GROW;
+    // Path A: `n` reads at once (the link table, callers and awaited
+    // effects become B-trees), then all but the first find no row.
+    let mut a = fresh.clone();
+    for i in 0..n {
+        assert_eq!(request(&mut a, NOW, i as u64, link(i)).len(), 1);
+    }
+    assert_eq!(a.remembered_links(), n);
+    for i in (1..n).rev() {
+        read(&mut a, NOW, EffectId(i as u64), None);
+    }
+    // Path B: the one read still outstanding in A, and nothing else.
+    let mut b = fresh.clone();
+    request(&mut b, NOW, 0, link(0));
+    assert_eq!(a.remembered_links(), 1);
+    assert_eq!(a, b);
+    assert_eq!(hash(&a), hash(&b));
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    // And they go on alike.
+    for m in [&mut a, &mut b] {
+        assert_eq!(request(m, NOW, 1, link(1)).len(), 1);
+        read(m, NOW, EffectId(0), Some(live_row(NOW + HOUR)));
+    }
+    assert_eq!(a, b);
+    assert_eq!(hash(&a), hash(&b));
+}
