@@ -47,6 +47,19 @@ pub(super) struct Family {
 }
 
 impl Family {
+    /// A family with nothing minted yet.
+    pub(super) fn new(prefix: Arc<str>, generation: u32) -> Family {
+        Family {
+            prefix,
+            minted: 0,
+            consumed: BTreeMap::new(),
+            access: BTreeMap::new(),
+            revoked: false,
+            unsafe_reuses: 0,
+            generation,
+        }
+    }
+
     pub(super) fn access_token(&self, n: u32) -> AccessToken {
         AccessToken::new(format!("{}A{n}", self.prefix))
     }

@@ -10,8 +10,6 @@
 //! generation only and a store that ends up holding an older generation's
 //! token has lost the user's newest grant.
 
-use std::collections::BTreeMap;
-
 use baton_core::{AccessToken, LinkId, RefreshToken, Timestamp, TokenSet};
 
 use super::family::{split, Family};
@@ -36,15 +34,7 @@ impl FakeProvider {
         let generation = current.generation + 1;
         let base = base_prefix(current);
         let prefix = format!("{base}g{generation}.");
-        let mut family = Family {
-            prefix: prefix.into(),
-            minted: 0,
-            consumed: BTreeMap::new(),
-            access: BTreeMap::new(),
-            revoked: false,
-            unsafe_reuses: 0,
-            generation,
-        };
+        let mut family = Family::new(prefix.into(), generation);
         let (n, mut set) = family.mint(self.model, now, self.access_lifetime);
         // As at enrolment, even a non-rotating provider hands out a refresh
         // token with a new grant.

@@ -13,7 +13,6 @@
 mod family;
 mod generations;
 
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,15 +280,7 @@ impl FakeProvider {
             self.all_families().all(|(_, f)| &*f.prefix != prefix),
             "token prefix {prefix:?} is already used by another link"
         );
-        let mut family = Family {
-            prefix: prefix.into(),
-            minted: 0,
-            consumed: BTreeMap::new(),
-            access: BTreeMap::new(),
-            revoked: false,
-            unsafe_reuses: 0,
-            generation: 0,
-        };
+        let mut family = Family::new(prefix.into(), 0);
         let (n, mut set) = family.mint(self.model, now, self.access_lifetime);
         // Even a non-rotating provider hands out its one refresh token at
         // enrolment.
