@@ -84,6 +84,11 @@ pub(crate) enum ReadPurpose {
 pub(crate) enum Wake {
     ReRead,
     RetryPersist(Persist),
+    /// Read again to learn whether a failed lease write landed.
+    ResolveLease {
+        lease: Lease,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -187,6 +192,9 @@ impl Settle {
 pub(crate) enum Next {
     Continue(Step),
     Finish(Answer),
+    /// Answer the callers waiting now, and carry on without them: work the
+    /// store still needs done whoever waits for it.
+    AnswerAndContinue(Answer, Step),
 }
 
 pub(crate) fn failure_answer(failure: &CachedFailure) -> RefreshError {
@@ -641,6 +649,30 @@ impl Machine {
             }
             _ => Next::Finish(store_unavailable(reason)),
         }
+    }
+
+    /// The read that was to resolve a failed lease write failed too. Our
+    /// lease may be in the row: walked away from, every other replica would
+    /// take it, once expired, for a presentation of unknown outcome, and
+    /// tell its callers to re-authenticate over a token nobody presented.
+    /// So the callers are told the store is unavailable now, and the flight
+    /// asks again after the store's retry delay, for as long as the lease
+    /// has not expired; past that, what it learns no longer changes what
+    /// the others conclude. If the lease turns out to be ours, the refresh
+    /// goes on under it, for whoever asks next.
+    pub(crate) fn resolve_failed(&mut self, now: Timestamp, lease: Lease, reason: String) -> Next {
+        let wake_at = now + self.config.store_retry_delay;
+        let answer = store_unavailable(reason.clone());
+        if wake_at >= lease.expires_at {
+            return Next::Finish(answer);
+        }
+        Next::AnswerAndContinue(
+            answer,
+            Step::Waiting {
+                wake_at,
+                then: Wake::ResolveLease { lease, reason },
+            },
+        )
     }
 
     pub(crate) fn read_failed(reason: String) -> Next {

@@ -142,6 +142,7 @@ pub mod refresher;
 mod row;
 mod secret;
 mod small_map;
+mod stage;
 mod time;
 
 pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend};
@@ -154,6 +155,7 @@ pub use row::{
     Write, WriteIntent,
 };
 pub use secret::{AccessToken, RefreshToken};
+pub use stage::{InputKind, Stage};
 pub use time::Timestamp;
 
 /// The interface every refresh algorithm presents to its drivers: baton's
@@ -174,6 +176,13 @@ pub trait RefreshMachine {
         let _ = (link, now);
         None
     }
+    /// The [`Stage`] `input`, arriving at `now`, would meet, for coverage
+    /// reports; `None` if the machine does not name its stages (the
+    /// default) or would not act on the input. Reads only.
+    fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
+        let _ = (now, input);
+        None
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -192,6 +201,9 @@ impl RefreshMachine for Machine {
             grant.clone(),
             grant.expires_at - self.config().expiry_margin(),
         ))
+    }
+    fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
+        Machine::stage_for(self, now, input)
     }
 }
 

@@ -26,8 +26,8 @@ use crate::time::Timestamp;
 pub struct Machine {
     pub(crate) config: Config,
     pub(crate) links: Links,
-    callers: SmallMap<CallerId, LinkId>,
-    awaiting: SmallMap<EffectId, LinkId>,
+    pub(crate) callers: SmallMap<CallerId, LinkId>,
+    pub(crate) awaiting: SmallMap<EffectId, LinkId>,
     /// The ids below `awaiting`'s largest that are not in it, and one past
     /// that largest: the smallest free id without a scan. Follows from
     /// `awaiting`, so left out of equality and hashing.
@@ -233,6 +233,13 @@ impl Machine {
                     })
                 }
                 Wake::RetryPersist(persist) => self.persist(&link, persist),
+                Wake::ResolveLease { lease, reason } => {
+                    let id = self.read(&link);
+                    Next::Continue(Step::Reading {
+                        id,
+                        purpose: ReadPurpose::ResolveLease { lease, reason },
+                    })
+                }
             };
             self.advance(&link, flight.waiters, next);
             self.links.close(&link, &self.config, false);
@@ -295,6 +302,13 @@ impl Machine {
                     }
                 },
             },
+            (
+                Step::Reading {
+                    purpose: ReadPurpose::ResolveLease { lease, .. },
+                    ..
+                },
+                Input::StoreFailed { failure, .. },
+            ) => self.resolve_failed(now, lease, failure.reason),
             (Step::Reading { .. }, Input::StoreFailed { failure, .. }) => {
                 Machine::read_failed(failure.reason)
             }
@@ -322,6 +336,18 @@ impl Machine {
                     ValidationOutcome::Valid | ValidationOutcome::Inconclusive { .. } => {
                         Next::Finish(Ok(grant))
                     }
+                    // A token that expired while its validation was on the
+                    // way (a paused process) is refused for its age, which
+                    // says nothing about the refresh: start over.
+                    ValidationOutcome::Invalid { .. }
+                        if !self.config.is_live(grant.expires_at, now) =>
+                    {
+                        let id = self.read(link);
+                        Next::Continue(Step::Reading {
+                            id,
+                            purpose: ReadPurpose::Fresh,
+                        })
+                    }
                     ValidationOutcome::Invalid { reason } => {
                         Next::Finish(Err(RefreshError::Temporary(
                             crate::error::TemporaryReason::ValidationFailed { detail: reason },
@@ -347,6 +373,14 @@ impl Machine {
                 self.links.entry(link.clone()).or_default().flight = flight;
             }
             Next::Finish(result) => self.finish(link, waiters, result),
+            Next::AnswerAndContinue(result, step) => {
+                self.answer_all(link, waiters, &result);
+                let flight = Some(Box::new(Flight {
+                    waiters: Vec::new(),
+                    step,
+                }));
+                self.links.entry(link.clone()).or_default().flight = flight;
+            }
         }
     }
 
@@ -356,6 +390,10 @@ impl Machine {
         if let Ok(grant) = &result {
             state.held = Some(grant.clone());
         }
+        self.answer_all(link, waiters, &result);
+    }
+
+    fn answer_all(&mut self, link: &LinkId, waiters: Vec<CallerId>, result: &Answer) {
         for caller in waiters {
             self.callers.remove(&caller);
             self.outbox.push_back(Effect::Answer {

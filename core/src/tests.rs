@@ -996,19 +996,45 @@ fn store_failures_before_the_exchange_are_temporary_and_leave_no_orphan_lease() 
         )]
     );
     // A lease write that failed may have landed: the row is read again to
-    // find out. If the read fails too, we never presented under the lease,
-    // so our next flight takes it over instead of waiting it out.
+    // find out. If the read fails too, the caller is told at once, and the
+    // flight keeps asking on a timer: a lease left in the row would read,
+    // once expired, as a presentation of unknown outcome to every replica.
     s.request(2);
     s.read(0, Some(row(expired("A0"), "R0")));
     assert_eq!(s.store_failed(0), vec![read_effect(0)]);
     assert!(matches!(&s.store_failed(0)[..], [Effect::Answer { .. }]));
+    let retry_at = NOW + config().build().unwrap().store_retry_delay;
+    assert_eq!(s.machine.poll_timeout(), Some(retry_at));
+    // A caller who asks meanwhile joins the resolving flight.
+    assert_eq!(s.request(3), vec![]);
+    s.now = retry_at;
+    assert_eq!(s.feed(Input::TimerExpired), vec![read_effect(0)]);
+    // It landed: we hold the lease, and exchange under it.
+    let ours = our_lease("R0", NOW);
+    let mut stored = row(expired("A0"), "R0");
+    stored.lease = Some(ours);
+    assert_eq!(s.read(0, Some(stored)), vec![exchange(0, "R0", retry_at)]);
+
+    // If the store stays down, the flight gives up once the lease would
+    // have expired anyway, and the lease stays ours to take over.
+    let mut s = Script::new(config());
+    s.request(1);
+    s.read(0, Some(row(expired("A0"), "R0")));
+    assert_eq!(s.store_failed(0), vec![read_effect(0)]);
+    assert!(matches!(&s.store_failed(0)[..], [Effect::Answer { .. }]));
+    while let Some(at) = s.machine.poll_timeout() {
+        s.now = at;
+        assert_eq!(s.feed(Input::TimerExpired), vec![read_effect(0)]);
+        assert_eq!(s.store_failed(0), vec![]);
+    }
+    assert!(s.now < NOW + LEASE);
     let maybe_ours = our_lease("R0", NOW);
     let mut stored = row(expired("A0"), "R0");
     stored.lease = Some(maybe_ours.clone());
     s.request(3);
     assert_eq!(
         s.read(0, Some(stored)),
-        vec![take_lease(0, "R0", Some(maybe_ours), NOW)]
+        vec![take_lease(0, "R0", Some(maybe_ours), s.now)]
     );
 }
 

@@ -55,6 +55,7 @@ pub fn efforts(
         shard: None,
         invariants: invariants.clone(),
         reduce: true,
+        record_reached: false,
     };
     out.push(explore(&spec, &options, &mut |_| {}).ok().map(|e| Effort {
         runs: e.stats.states as u64,

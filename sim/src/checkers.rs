@@ -154,6 +154,7 @@ fn result(
         replay: None,
         diagram: None,
         timeline: None,
+        reached: None,
     }
 }
 

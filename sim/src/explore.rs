@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::invariants::{Invariant, Moment};
+use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
 use crate::world::{Action, World};
@@ -72,6 +73,10 @@ pub struct Options {
     /// Explore a commuting step alone where one exists (partial-order
     /// reduction). Off only to measure what it saves.
     pub reduce: bool,
+    /// Record what the runs reached (fault kinds, writers, input × stage
+    /// pairs): `baton check --coverage`. Off by default: it costs a record
+    /// per step.
+    pub record_reached: bool,
 }
 
 impl Default for Options {
@@ -81,6 +86,7 @@ impl Default for Options {
             shard: None,
             invariants: Invariant::ALL.to_vec(),
             reduce: true,
+            record_reached: false,
         }
     }
 }
@@ -137,6 +143,8 @@ pub struct Exploration {
     pub verdict: Verdict,
     /// The counts.
     pub stats: Stats,
+    /// What the runs reached, if [`Options::record_reached`] asked.
+    pub reached: Option<Reached>,
 }
 
 /// A 128-bit fingerprint of a world: the world's `Hash` bytes are gathered
@@ -229,6 +237,28 @@ struct Expansion {
     transitions: u64,
     /// Whether one commuting step stood for all of them.
     reduced: bool,
+    /// What the steps reached, if recorded.
+    reached: Option<Reached>,
+}
+
+/// `world` after `action`, recording what the step reached if `reached`
+/// is kept.
+fn successor(
+    world: &World,
+    spec: &WorldSpec,
+    action: Action,
+    reached: &mut Option<Reached>,
+) -> World {
+    let mut next = world.clone();
+    match reached {
+        Some(reached) => {
+            let mut met = Vec::new();
+            next.apply_observed(spec, action, &mut met);
+            reached.record(spec, world, &action, &next, &met);
+        }
+        None => next.apply(spec, action, None),
+    }
+    next
 }
 
 /// The successors of `world`: one commuting step if the reduction finds
@@ -237,10 +267,16 @@ struct Expansion {
 /// such a state is expanded in full), else every step.
 fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited) -> Expansion {
     let judge = |next: &World| check(next, spec, &options.invariants);
+    let mut reached = options.record_reached.then(Reached::default);
     if options.reduce {
         if let Some((action, next)) = commuting_step(world, spec) {
             let print = fingerprint(&next);
             if !visited.contains(&print) {
+                if let Some(reached) = &mut reached {
+                    let mut met = Vec::new();
+                    world.clone().apply_observed(spec, action, &mut met);
+                    reached.record(spec, world, &action, &next, &met);
+                }
                 return Expansion {
                     successors: {
                         let broken = judge(&next);
@@ -248,6 +284,7 @@ fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited)
                     },
                     transitions: 1,
                     reduced: true,
+                    reached,
                 };
             }
         }
@@ -259,8 +296,7 @@ fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited)
     let successors = actions
         .into_iter()
         .filter_map(|action| {
-            let mut next = world.clone();
-            next.apply(spec, action, None);
+            let next = successor(world, spec, action, &mut reached);
             let print = fingerprint(&next);
             if visited.contains(&print) {
                 return None;
@@ -273,6 +309,7 @@ fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited)
         successors,
         transitions,
         reduced: false,
+        reached,
     }
 }
 
@@ -299,9 +336,14 @@ pub fn explore(
         states: 1,
         ..Stats::default()
     };
-    let finish = |verdict, mut stats: Stats| {
+    let mut reached = options.record_reached.then(Reached::default);
+    let finish = |verdict, mut stats: Stats, reached: Option<Reached>| {
         stats.elapsed = started.elapsed();
-        Ok(Exploration { verdict, stats })
+        Ok(Exploration {
+            verdict,
+            stats,
+            reached,
+        })
     };
     if let Some((invariant, reason)) = check(&initial, spec, &options.invariants) {
         return finish(
@@ -311,6 +353,7 @@ pub fn explore(
                 actions: Vec::new(),
             }),
             stats,
+            reached,
         );
     }
     let mut visited = Visited::default();
@@ -361,6 +404,9 @@ pub fn explore(
             'chunk: for (node, expansion) in expanded {
                 stats.reduced += usize::from(expansion.reduced);
                 stats.transitions += expansion.transitions;
+                if let (Some(all), Some(these)) = (&mut reached, &expansion.reached) {
+                    all.merge(these);
+                }
                 for (action, next, print, broken) in expansion.successors {
                     if !visited.insert(print) {
                         seen_in_round.push(next);
@@ -382,6 +428,7 @@ pub fn explore(
                                 actions,
                             }),
                             stats,
+                            reached,
                         );
                     }
                     match next_frontier.last_mut() {
@@ -400,7 +447,7 @@ pub fn explore(
             }
             seen_in_round.into_par_iter().for_each(drop);
             if budget_spent {
-                return finish(Verdict::BudgetExhausted, stats);
+                return finish(Verdict::BudgetExhausted, stats, reached);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);
@@ -408,5 +455,5 @@ pub fn explore(
         frontier = next_frontier;
         depth += 1;
     }
-    finish(Verdict::Holds, stats)
+    finish(Verdict::Holds, stats, reached)
 }

@@ -20,6 +20,7 @@ pub mod coverage;
 pub mod explore;
 pub mod invariants;
 pub mod randomized;
+pub mod reached;
 pub mod reduction;
 pub mod report;
 pub mod run;

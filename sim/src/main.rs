@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use baton_sim::checkers::{Budgets, Checker};
 use baton_sim::explore::Shard;
+use baton_sim::reached::ReachedByAlgorithm;
 use baton_sim::run::{check_with, human_table, junit, replay, CheckOptions, CheckResult};
 use baton_sim::scenario::load_all;
 use baton_sim::zoo::Algorithm;
@@ -108,6 +109,10 @@ enum Command {
         /// Explore every step in every state: no partial-order reduction.
         #[arg(long)]
         no_reduction: bool,
+        /// Report what the explorer's runs reached, per algorithm: fault kinds fired, outside
+        /// writers that acted, (input × stage) pairs of the machine met; and what never was.
+        #[arg(long)]
+        coverage: bool,
         #[command(flatten)]
         budgets: BudgetArgs,
     },
@@ -159,6 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             verbose,
             checker,
             no_reduction,
+            coverage,
             budgets,
         } => {
             let options = CheckOptions {
@@ -170,14 +176,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 checkers: parse_checkers(&checker)?,
                 budgets: budgets.budgets(),
                 reduce: !no_reduction,
+                record_reached: coverage,
             };
             let results = check_all(&paths, &options)?;
+            let reached = coverage.then(|| {
+                let mut all = ReachedByAlgorithm::default();
+                for r in &results {
+                    if let Some(reached) = &r.reached {
+                        all.add(&r.algorithm, reached);
+                    }
+                }
+                all
+            });
             match format {
-                Format::Human => print_human(&results, verbose),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
-                ),
+                Format::Human => {
+                    print_human(&results, verbose);
+                    if let Some(reached) = &reached {
+                        print!("{}", reached.human());
+                    }
+                }
+                // With --coverage, one object: the results and what they
+                // reached; without, the results array as before.
+                Format::Json => {
+                    let value = match &reached {
+                        Some(reached) => serde_json::json!({
+                            "results": results,
+                            "coverage": reached.to_json(),
+                        }),
+                        None => serde_json::to_value(&results).map_err(|e| e.to_string())?,
+                    };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+                    )
+                }
                 Format::Junit => print!("{}", junit(&results)),
             }
             Ok(if results.iter().all(|r| r.ok) {

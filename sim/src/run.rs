@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkers::{Budgets, Checker};
 use crate::coverage::Coverage;
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
+use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
 use crate::world::Action;
@@ -114,6 +115,10 @@ pub struct CheckResult {
     /// The counterexample's timeline, as text.
     #[serde(skip)]
     pub timeline: Option<String>,
+    /// What the explorer's runs reached, if recorded (reported across all
+    /// results, not per result).
+    #[serde(skip)]
+    pub reached: Option<Reached>,
 }
 
 /// A recorded run that breaks an invariant, replayable with `baton replay`.
@@ -192,6 +197,8 @@ pub struct CheckOptions {
     pub budgets: Budgets,
     /// Partial-order reduction in the explorer (on unless measuring it).
     pub reduce: bool,
+    /// Record what the explorer's runs reached (`--coverage`).
+    pub record_reached: bool,
 }
 
 impl CheckOptions {
@@ -206,6 +213,7 @@ impl CheckOptions {
             checkers: vec![Checker::Explore],
             budgets: Budgets::default(),
             reduce: true,
+            record_reached: false,
         }
     }
 }
@@ -242,6 +250,7 @@ pub fn check_one(
         shard: options.shard,
         invariants: scenario.invariants.clone(),
         reduce: options.reduce,
+        record_reached: options.record_reached,
     };
     let label = format!("{} × {algorithm}", scenario.name);
     let mut bar: Option<indicatif::ProgressBar> = None;
@@ -303,6 +312,7 @@ pub fn check_one(
         replay: None,
         diagram: None,
         timeline: None,
+        reached: exploration.reached,
     };
     if let Some(cx) = counterexample {
         write_counterexample(

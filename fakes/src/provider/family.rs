@@ -151,9 +151,19 @@ pub(super) fn decide(
         };
         return (decision, false);
     };
+    let (decision, unsafe_reuse) = judge(model, consumption, now);
+    // A revoked family (by the user, or for an earlier reuse, counted
+    // then) rejects everything; the presentation is a reuse only if it
+    // would have been one in a live family.
     if family.revoked {
-        return (Decision::Reject, true);
+        return (Decision::Reject, unsafe_reuse);
     }
+    (decision, unsafe_reuse)
+}
+
+/// What `model` does with a re-presentation of a consumed token, in a
+/// family not revoked, and whether it breaks `no_reuse`.
+fn judge(model: ProviderModel, consumption: &Consumption, now: Timestamp) -> (Decision, bool) {
     let in_window = model
         .grace_window()
         .is_some_and(|window| now < consumption.first_use + window);

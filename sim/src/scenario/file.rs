@@ -260,8 +260,15 @@ pub(super) struct WorldAxis {
     pub(super) requests: Option<u8>,
     #[serde(default, deserialize_with = "at_least_one_opt")]
     pub(super) links: Option<u8>,
+    /// Whether the machines validate new tokens.
+    pub(super) validate: Option<bool>,
+    /// Per-replica clock offsets.
+    pub(super) skews_ms: Option<toml::Spanned<Vec<i64>>>,
+    /// Per replica, the algorithm it runs (as `[world] fleet`).
+    pub(super) fleet: Option<toml::Spanned<Vec<String>>>,
     /// The label rules and cell names use (default: `{replicas}x{callers}`,
-    /// then `,{requests}req` and `,{links}links` where more than one).
+    /// then `,{requests}req` and `,{links}links` where more than one, and
+    /// `,validate`, `,skew` and `,fleet` where set).
     pub(super) label: Option<String>,
 }
 

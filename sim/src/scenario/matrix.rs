@@ -25,6 +25,9 @@
 //! expect = { naive = { violates = "no_reuse" } }
 //! ```
 //!
+//! A `worlds` entry may also set `validate`, `skews_ms` and `fleet`, as
+//! `[world]` does.
+//!
 //! A cell is named `{file}[{provider},{world},{faults}]`, e.g.
 //! `gateway[single_use,2x1,gateway_after_forwarding]`: the labels rules
 //! match on. A rule naming a label no axis has is an error, so a typo
@@ -139,6 +142,13 @@ pub(super) fn expand(
                 world_section.callers = w.callers.unwrap_or(world_section.callers);
                 world_section.requests = w.requests.unwrap_or(world_section.requests);
                 world_section.links = w.links.unwrap_or(world_section.links);
+                world_section.validate = w.validate.unwrap_or(world_section.validate);
+                if w.skews_ms.is_some() {
+                    world_section.skews_ms = w.skews_ms.clone();
+                }
+                if w.fleet.is_some() {
+                    world_section.fleet = w.fleet.clone();
+                }
                 let cell = Cell {
                     name: format!("{stem}[{provider_label},{world_label},{fault_label}]"),
                     world: world_section,
@@ -191,6 +201,15 @@ fn world_label(world: &WorldAxis, base: &super::file::WorldSection) -> String {
     }
     if links > 1 {
         label.push_str(&format!(",{links}links"));
+    }
+    if world.validate == Some(true) {
+        label.push_str(",validate");
+    }
+    if world.skews_ms.is_some() {
+        label.push_str(",skew");
+    }
+    if world.fleet.is_some() {
+        label.push_str(",fleet");
     }
     label
 }

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use baton_core::{LinkId, RefreshMachine, RefreshToken, StoreFailure, Timestamp};
+use baton_core::{InputKind, LinkId, RefreshMachine, RefreshToken, Stage, StoreFailure, Timestamp};
 use baton_fakes::{FakeProvider, InMemoryStore};
 
 use crate::spec::{FaultBudget, WorldSpec};
@@ -159,17 +159,47 @@ impl World {
     }
 }
 
-/// Where a step's log entries go, if anywhere. Entries are built only when
-/// someone reads them: the explorer takes millions of steps with no log.
-struct Notes<'a>(Option<&'a mut StepLog>);
+/// Where a step's log entries go, if anywhere, and where the (input ×
+/// stage) pairs its machines met are recorded, if anywhere. Entries are
+/// built only when someone reads them: the explorer takes millions of steps
+/// with no log.
+struct Notes<'a> {
+    log: Option<&'a mut StepLog>,
+    met: Option<&'a mut Vec<Met>>,
+}
+
+/// One input a machine received in a step, and the stage it met there
+/// (for coverage; see [`crate::reached`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Met {
+    /// The replica whose machine received it.
+    pub replica: u8,
+    /// The kind of input.
+    pub input: InputKind,
+    /// The stage it met, if the machine names its stages.
+    pub stage: Option<Stage>,
+}
 
 impl Notes<'_> {
     /// Records what `entry` describes (`from`, `to`, `text`), building it
     /// only if a log is kept.
     fn add(&mut self, entry: impl FnOnce() -> (String, String, String)) {
-        if let Some(log) = self.0.as_deref_mut() {
+        if let Some(log) = self.log.as_deref_mut() {
             let (from, to, text) = entry();
             log.entries.push(LogEntry { from, to, text });
+        }
+    }
+
+    /// Records that replica `r`'s machine met `input` at `stage`, if pairs
+    /// are being collected.
+    fn met(&mut self, r: usize, input: impl FnOnce() -> (InputKind, Option<Stage>)) {
+        if let Some(met) = self.met.as_deref_mut() {
+            let (input, stage) = input();
+            met.push(Met {
+                replica: r as u8,
+                input,
+                stage,
+            });
         }
     }
 }

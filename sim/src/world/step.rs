@@ -5,19 +5,35 @@
 use std::sync::Arc;
 
 use baton_core::{
-    CallerId, Effect, ExchangeOutcome, Input, RefreshError, RefreshMachine, Timestamp,
+    CallerId, Effect, ExchangeOutcome, Input, InputKind, RefreshError, RefreshMachine, Timestamp,
 };
 
 use super::{
-    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Notes,
-    StepLog, World,
+    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Met,
+    Notes, StepLog, World,
 };
 use crate::spec::WorldSpec;
 
 impl World {
     /// Takes one step. `log`, if given, receives a description of it.
     pub fn apply(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
-        self.step(spec, action, log);
+        self.apply_noting(spec, action, log, None);
+    }
+
+    /// Takes one step, recording in `met` each input a machine received and
+    /// the stage it met (for coverage).
+    pub fn apply_observed(&mut self, spec: &WorldSpec, action: Action, met: &mut Vec<Met>) {
+        self.apply_noting(spec, action, None, Some(met));
+    }
+
+    fn apply_noting(
+        &mut self,
+        spec: &WorldSpec,
+        action: Action,
+        log: Option<&mut StepLog>,
+        met: Option<&mut Vec<Met>>,
+    ) {
+        self.step(spec, action, Notes { log, met });
         if self.messages.len() < 2 {
             return;
         }
@@ -32,8 +48,7 @@ impl World {
         });
     }
 
-    fn step(&mut self, spec: &WorldSpec, action: Action, log: Option<&mut StepLog>) {
-        let mut note = Notes(log);
+    fn step(&mut self, spec: &WorldSpec, action: Action, mut note: Notes<'_>) {
         match action {
             Action::Request { caller } => {
                 let min_generation =
@@ -267,6 +282,12 @@ impl World {
     pub(super) fn feed(&mut self, spec: &WorldSpec, r: usize, input: Input, note: &mut Notes<'_>) {
         let local = shift(self.now, spec.skew(r));
         let replica = &mut self.replicas[r];
+        note.met(r, || {
+            (
+                InputKind::of(&input),
+                replica.machine.stage_for(local, &input),
+            )
+        });
         if let Err(error) = Arc::make_mut(&mut replica.machine).handle_input(local, input) {
             panic!("the world fed r{r} an input it refused: {error}");
         }

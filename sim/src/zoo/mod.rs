@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use baton_core::{Config, Effect, Input, InputError, Machine, RefreshMachine, Timestamp};
+use baton_core::{Config, Effect, Input, InputError, Machine, RefreshMachine, Stage, Timestamp};
 
 pub mod flighted;
 pub mod per_caller;
@@ -186,6 +186,13 @@ impl RefreshMachine for AnyMachine {
             AnyMachine::PerCaller(m) => m.poll_timeout(),
             AnyMachine::Flighted(m) => m.poll_timeout(),
             AnyMachine::Baton(m) => m.poll_timeout(),
+        }
+    }
+    fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
+        match self {
+            AnyMachine::PerCaller(m) => m.stage_for(now, input),
+            AnyMachine::Flighted(m) => m.stage_for(now, input),
+            AnyMachine::Baton(m) => RefreshMachine::stage_for(m, now, input),
         }
     }
 }
