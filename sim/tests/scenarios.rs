@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use baton_core::{InputKind, Stage};
 use baton_sim::reached::{FaultKind, ReachedByAlgorithm, WriterKind};
 use baton_sim::run::{check_one, replay, CheckOptions};
-use baton_sim::zoo::Algorithm;
 use baton_sim::scenario::load_all;
+use baton_sim::zoo::Algorithm;
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")

@@ -1,0 +1,50 @@
+//! The scenario suite alone, as the test cargo-mutants runs against
+//! baton-core's algorithm (BENCHMARKS.md, "Checker power"): every
+//! expectation `scenarios/` states for baton, under the explorer. Ignored
+//! in the normal run (`scenarios.rs` checks the same and more); run it with
+//!
+//! ```text
+//! cargo test -p baton-sim --test mutants_suite -- --ignored
+//! ```
+//!
+//! It leaves out `three_replicas_crash_cancel`, the explorer's 2-million-
+//! state benchmark (a minute per mutant), so a mutant that only that world
+//! would catch counts as missed, not caught.
+
+use std::path::PathBuf;
+
+use baton_sim::run::{check_one, CheckOptions};
+use baton_sim::scenario::load_all;
+use baton_sim::zoo::Algorithm;
+
+#[test]
+#[ignore = "the cargo-mutants suite: run with --ignored"]
+fn baton_meets_every_expectation_of_the_scenario_suite() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenarios = load_all(&[dir]).expect("scenarios load");
+    let out_dir = std::env::temp_dir().join(format!("baton-mutants-{}", std::process::id()));
+    let options = CheckOptions::explore(out_dir.clone());
+    let mut checked = 0;
+    // Hand-written scenarios first, matrix cells after: a mutant is caught
+    // at the first failure, and most fail one of the small worlds at once.
+    let (cells, files): (Vec<_>, Vec<_>) = scenarios.iter().partition(|s| s.name.contains('['));
+    for scenario in files.into_iter().chain(cells) {
+        if scenario.name == "three_replicas_crash_cancel" {
+            continue;
+        }
+        for (algorithm, expected) in &scenario.expectations {
+            if *algorithm != Algorithm::Baton {
+                continue;
+            }
+            let result = check_one(scenario, *algorithm, *expected, &options).unwrap();
+            checked += 1;
+            assert!(
+                result.ok,
+                "{}: expected {}, found {}",
+                result.scenario, result.expected, result.found
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(out_dir);
+    assert!(checked > 500, "only {checked} checks: scenarios missing");
+}
