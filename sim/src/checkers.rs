@@ -116,13 +116,23 @@ pub fn target_invariants(scenario: &Scenario, expected: Expectation) -> Vec<Inva
     }
 }
 
-fn verdict_ok(expected: Expectation, found: &Found) -> bool {
+/// Whether `found` agrees with `expected`. A sampled search that met no
+/// violation where one is expected does not contradict it — a sample proves
+/// nothing either way — and passes as unconfirmed ([`unconfirmed`]); a
+/// proof or a bounded search that finds none does contradict it.
+fn verdict_ok(expected: Expectation, found: &Found, coverage: &Coverage) -> bool {
     match (expected, found) {
         (_, Found::NotApplicable { .. }) => true,
+        (Expectation::Violates(_), Found::Holds) => matches!(coverage, Coverage::Sampled(_)),
         (Expectation::Holds, Found::Holds) => true,
         (Expectation::Violates(i), Found::Violates { invariant, .. }) => i.name() == invariant,
         _ => false,
     }
+}
+
+/// An expected violation that a search did not meet.
+pub fn unconfirmed(expected: Expectation, found: &Found) -> bool {
+    matches!((expected, found), (Expectation::Violates(_), Found::Holds))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -143,7 +153,8 @@ fn result(
         algorithm: algorithm.to_string(),
         checker: checker.name().into(),
         expected: expected.to_string(),
-        ok: verdict_ok(expected, &found),
+        ok: verdict_ok(expected, &found, &coverage),
+        unconfirmed: unconfirmed(expected, &found),
         verdict: crate::run::verdict_text(expected, &found, &coverage, states),
         found,
         coverage,

@@ -382,5 +382,11 @@ fn print_human(results: &[CheckResult], verbose: bool) {
         }
     }
     let failed = results.iter().filter(|r| !r.ok).count();
-    println!("\n{} passed, {} failed", results.len() - failed, failed);
+    let unconfirmed = results.iter().filter(|r| r.ok && r.unconfirmed).count();
+    let passed = results.len() - failed;
+    if unconfirmed > 0 {
+        println!("\n{passed} passed ({unconfirmed} unconfirmed), {failed} failed");
+    } else {
+        println!("\n{passed} passed, {failed} failed");
+    }
 }

@@ -99,6 +99,9 @@ pub struct CheckResult {
     pub verdict: String,
     /// Whether they agree.
     pub ok: bool,
+    /// A violation was expected and the search did not meet it: with `ok`,
+    /// a sampled search (no failure, but nothing confirmed either).
+    pub unconfirmed: bool,
     /// Distinct states explored (the explorer), or executions run (the
     /// other checkers).
     pub states: usize,
@@ -302,6 +305,7 @@ pub fn check_one(
         checker: Checker::Explore.name().into(),
         expected: expected.to_string(),
         verdict: verdict_text(expected, &found, &coverage, stats.states),
+        unconfirmed: crate::checkers::unconfirmed(expected, &found),
         found,
         coverage,
         ok,
@@ -462,7 +466,11 @@ pub fn human_table(results: &[CheckResult]) -> String {
         "scenario", "algorithm", "checker", "expected", "found", "states/runs", "time", "coverage"
     );
     for r in results {
-        let mark = if r.ok { " " } else { "✗" };
+        let mark = match (r.ok, r.unconfirmed) {
+            (false, _) => "✗",
+            (true, true) => "?",
+            (true, false) => " ",
+        };
         out.push_str(&format!(
             "{:<34} {:<21} {:<9} {:<30} {:<36} {:>12} {:>8.2}s {mark} {}\n",
             r.scenario,
@@ -488,6 +496,22 @@ pub fn human_table(results: &[CheckResult]) -> String {
     if !inconclusive.is_empty() {
         out.push_str("\ninconclusive:\n");
         out.extend(inconclusive);
+    }
+    let unconfirmed: Vec<String> = results
+        .iter()
+        .filter(|r| r.ok && r.unconfirmed)
+        .map(|r| {
+            format!(
+                "  {} × {} under {}: expected {}, {}\n",
+                r.scenario, r.algorithm, r.checker, r.expected, r.verdict
+            )
+        })
+        .collect();
+    if !unconfirmed.is_empty() {
+        out.push_str(
+            "\nunconfirmed (?): a sampled search did not meet the expected violation; not a failure, since a sample proves nothing either way:\n",
+        );
+        out.extend(unconfirmed);
     }
     let skipped: Vec<&CheckResult> = results
         .iter()
@@ -533,6 +557,12 @@ pub fn junit(results: &[CheckResult]) -> String {
         ));
         if let Found::NotApplicable { reason } = &r.found {
             out.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(reason)));
+        } else if r.ok && r.unconfirmed {
+            out.push_str(&format!(
+                "      <skipped message=\"unconfirmed: expected {}, {}\"/>\n",
+                xml(&r.expected),
+                xml(&r.verdict)
+            ));
         }
         if !r.ok {
             let detail = match &r.found {
