@@ -174,6 +174,12 @@ pub trait RefreshMachine {
         let _ = (link, now);
         None
     }
+    /// A driver served `link` the token [`cached_token`](Self::cached_token)
+    /// gave, without an input (nothing is registered or answered). See
+    /// [`Machine::served_cached`]; the default does nothing.
+    fn served_cached(&mut self, link: &LinkId) {
+        let _ = link;
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -192,6 +198,9 @@ impl RefreshMachine for Machine {
             grant.clone(),
             grant.expires_at - self.config().expiry_margin(),
         ))
+    }
+    fn served_cached(&mut self, link: &LinkId) {
+        Machine::served_cached(self, link);
     }
 }
 
