@@ -183,6 +183,12 @@ pub trait RefreshMachine {
         let _ = (now, input);
         None
     }
+    /// A driver served `link` the token [`cached_token`](Self::cached_token)
+    /// gave, without an input (nothing is registered or answered). See
+    /// [`Machine::served_cached`]; the default does nothing.
+    fn served_cached(&mut self, link: &LinkId) {
+        let _ = link;
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -204,6 +210,9 @@ impl RefreshMachine for Machine {
     }
     fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
         Machine::stage_for(self, now, input)
+    }
+    fn served_cached(&mut self, link: &LinkId) {
+        Machine::served_cached(self, link);
     }
 }
 

@@ -131,6 +131,17 @@ impl Machine {
             .filter(|g| self.config.is_live(g.expires_at, now))
     }
 
+    /// A driver served `link`'s held token from its own copy of
+    /// [`live_token`](Machine::live_token), without an input: the link
+    /// becomes the most recently used of the held links, so that the bound
+    /// on held links ([`Config::max_held_links`]) evicts links nobody asks
+    /// for first, not the ones served most often. Changes no answer, emits
+    /// nothing; does nothing for a link holding no token or with anything
+    /// else under way.
+    pub fn served_cached(&mut self, link: &LinkId) {
+        self.links.touch(link);
+    }
+
     /// Whether nothing is in flight and no effect is waiting to be polled.
     pub fn is_idle(&self) -> bool {
         self.outbox.is_empty() && self.links.flights() == 0

@@ -19,6 +19,10 @@ impl<K: Ord, V> VecMap<K, V> {
         self.0.binary_search_by(|(k, _)| k.cmp(key))
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn contains_key(&self, key: &K) -> bool {
         self.position(key).is_ok()
     }
@@ -47,10 +51,6 @@ impl<K: Ord, V> VecMap<K, V> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.0.iter_mut().map(|(_, v)| v)
     }
 }
 

@@ -280,6 +280,50 @@ async fn the_hot_path_stops_serving_a_token_at_the_expiry_margin() {
     assert_eq!(other.token, second.token);
 }
 
+/// A link served only from the hot path is still recently used: the bound
+/// on held links evicts the one nobody asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_on_held_links_spares_a_link_served_from_the_hot_path() {
+    let links: Vec<LinkId> = ["a", "b", "c"]
+        .iter()
+        .map(|user| LinkId::new("github", *user))
+        .collect();
+    let mut fake = FakeProvider::new(ProviderModel::SingleUse, HOUR);
+    let mut memory = InMemoryStore::new();
+    for link in &links {
+        let issued = fake.enroll(link, &format!("{}.", link.user()), wall_clock());
+        memory.insert(
+            link.clone(),
+            StoredLink {
+                access: Some(issued.access),
+                refresh_token: issued.refresh_token,
+                ..StoredLink::default()
+            },
+        );
+    }
+    let config = Config::builder(OwnerId::new("a"))
+        .max_held_links(2)
+        .build()
+        .unwrap();
+    let refresher = Refresher::new(config, SharedStore::new(memory), SharedProvider::new(fake));
+    let [a, b, c] = &links[..] else {
+        unreachable!()
+    };
+    refresher.access_token(a).await.unwrap();
+    refresher.access_token(b).await.unwrap();
+    // `a` again: held, so served without an input to the machine.
+    for _ in 0..10 {
+        refresher.access_token(a).await.unwrap();
+    }
+    refresher.access_token(c).await.unwrap();
+    let held = |link: &LinkId| {
+        refresher.with_machine_state(|m| m.live_token(link, wall_clock()).is_some())
+    };
+    assert!(held(a), "the link served from the hot path was evicted");
+    assert!(!held(b));
+    assert!(held(c));
+}
+
 /// The test's own clock, in milliseconds: moved by hand.
 static STARVED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 

@@ -233,10 +233,22 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
 
     /// The access token a request for `link` would be answered with at
     /// once, without registering a caller, and until when (exclusive): the
-    /// hot path.
+    /// hot path, for a caller about to be served it. The machine hears of
+    /// it ([`RefreshMachine::served_cached`]): a link served only this way
+    /// is still recently used for the bound on held links. The epoch does
+    /// not move, since no answer changes.
+    ///
+    /// Lock-free hits on a driver's copies are not reported one by one:
+    /// the copies die at the next input, and the next call after it comes
+    /// here. A link thus counts as used as of its first call since the
+    /// last input (eviction happens at inputs), never as of a call before
+    /// that input.
     pub fn cached_token(&self, link: &LinkId) -> Option<(AccessGrant, Timestamp)> {
-        self.state
-            .with(|s| s.machine.cached_token(link, self.runtime.now()))
+        self.state.with(|s| {
+            let cached = s.machine.cached_token(link, self.runtime.now())?;
+            s.machine.served_cached(link);
+            Some(cached)
+        })
     }
 
     /// Asks for a live access token for `link`. The answer is sent on

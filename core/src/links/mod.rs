@@ -290,6 +290,21 @@ impl Links {
         }
     }
 
+    /// Makes `link`, if it is idle, the most recently used idle link: a
+    /// caller was served its held token without an input.
+    pub(crate) fn touch(&mut self, link: &LinkId) {
+        let Some(state) = self.map.get_mut(link) else {
+            return;
+        };
+        let Some(seq) = state.used else {
+            return;
+        };
+        self.idle.remove(&seq);
+        state.used = Some(self.next_use);
+        self.idle.insert(self.next_use, link.clone());
+        self.next_use += 1;
+    }
+
     /// Drops what has run out by `now`, for at most [`SWEEP_PER_INPUT`]
     /// links, earliest first; then evicts idle links beyond the configured
     /// bound, least recently used first.

@@ -292,6 +292,28 @@ fn the_bound_forgets_the_least_recently_requested_idle_links() {
 }
 
 #[test]
+fn a_token_served_from_a_drivers_copy_counts_as_used_for_the_bound() {
+    let mut m = Machine::new(config().max_held_links(3).build().unwrap());
+    let until = NOW + HOUR;
+    for i in 0..3 {
+        fetch(&mut m, NOW, i as u64, link(i), live_row(until));
+    }
+    // Link 0 served by a driver's hot path (no input): now the most recent.
+    let before = hash(&m);
+    m.served_cached(&link(0));
+    m.links.assert_consistent(&m.config);
+    assert_ne!(hash(&m), before, "the eviction order changed");
+    // Links holding no token are left alone.
+    m.served_cached(&link(7));
+    m.links.assert_consistent(&m.config);
+    fetch(&mut m, NOW, 3, link(3), live_row(until));
+    let held: Vec<bool> = (0..4)
+        .map(|i| m.live_token(&link(i), NOW).is_some())
+        .collect();
+    assert_eq!(held, [true, false, true, true]);
+}
+
+#[test]
 fn each_input_sweeps_a_bounded_number_of_links() {
     let mut m = Machine::new(config().build().unwrap());
     let n = 2 * SWEEP_PER_INPUT + 10;

@@ -39,11 +39,13 @@ impl FakeProvider {
         // As at enrolment, even a non-rotating provider hands out a refresh
         // token with a new grant.
         set.refresh_token = Some(family.refresh_token(n));
+        let prefix = std::sync::Arc::clone(&family.prefix);
         let old = self
             .families
             .insert(link.clone(), family)
             .expect("checked above");
         self.superseded.push((link.clone(), old));
+        self.index_prefix(&prefix, link);
         set
     }
 

@@ -12,6 +12,7 @@
 
 mod family;
 mod generations;
+mod prefixes;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use crate::vecmap::VecMap;
 use family::{apply, decide, split, Family};
+use prefixes::Prefixes;
 
 use baton_core::{AccessToken, ExchangeOutcome, LinkId, RefreshToken, Timestamp, TokenSet};
 
@@ -244,6 +246,8 @@ pub struct FakeProvider {
     /// revoked (a real provider keeps an old grant's refresh token working),
     /// but no longer the link's (see [`FakeProvider::relink`]).
     superseded: Vec<(LinkId, Family)>,
+    /// Prefix to link, once there are many families (see `prefixes.rs`).
+    prefixes: Prefixes,
     journal: Journal,
 }
 
@@ -256,6 +260,7 @@ impl FakeProvider {
             access_lifetime,
             families: VecMap::new(),
             superseded: Vec::new(),
+            prefixes: Prefixes::default(),
             journal: Journal::default(),
         }
     }
@@ -277,7 +282,7 @@ impl FakeProvider {
             "{link} is already enrolled"
         );
         assert!(
-            self.all_families().all(|(_, f)| &*f.prefix != prefix),
+            self.family_with_prefix(prefix).is_none(),
             "token prefix {prefix:?} is already used by another link"
         );
         let mut family = Family::new(prefix.into(), 0);
@@ -285,7 +290,9 @@ impl FakeProvider {
         // Even a non-rotating provider hands out its one refresh token at
         // enrolment.
         set.refresh_token = Some(family.refresh_token(n));
+        let prefix = Arc::clone(&family.prefix);
         self.families.insert(link.clone(), family);
+        self.index_prefix(&prefix, link);
         set
     }
 
@@ -430,8 +437,8 @@ impl FakeProvider {
     /// alive; `None` if the provider never issued it.
     pub fn link_of(&self, token: &RefreshToken) -> Option<&LinkId> {
         let (prefix, n) = split(token.expose_secret(), 'R')?;
-        self.all_families()
-            .find(|(_, f)| &*f.prefix == prefix && f.refresh_issued(self.model, n))
+        self.family_with_prefix(prefix)
+            .filter(|(_, f)| f.refresh_issued(self.model, n))
             .map(|(link, _)| link)
     }
 
@@ -477,31 +484,72 @@ impl FakeProvider {
     /// (unique across all families) and the token's index in it.
     fn find_refresh(&self, token: &RefreshToken) -> Option<(LinkId, Arc<str>, u32)> {
         let (prefix, n) = split(token.expose_secret(), 'R')?;
-        self.all_families()
-            .find(|(_, f)| &*f.prefix == prefix && f.refresh_issued(self.model, n))
+        self.family_with_prefix(prefix)
+            .filter(|(_, f)| f.refresh_issued(self.model, n))
             .map(|(link, f)| (link.clone(), f.prefix.clone(), n))
     }
 
     fn find_access(&self, token: &AccessToken) -> Option<(&LinkId, &Family, u32)> {
         let (prefix, n) = split(token.expose_secret(), 'A')?;
-        self.all_families()
-            .find(|(_, f)| &*f.prefix == prefix && n < f.minted)
+        self.family_with_prefix(prefix)
+            .filter(|(_, f)| n < f.minted)
             .map(|(link, f)| (link, f, n))
     }
 
+    /// The family using `prefix` (prefixes are unique), and its link.
+    fn family_with_prefix(&self, prefix: &str) -> Option<(&LinkId, &Family)> {
+        if !self.prefixes.active() {
+            return self.all_families().find(|(_, f)| &*f.prefix == prefix);
+        }
+        // The index knows every prefix: the link's current family, or one
+        // a re-link superseded (few).
+        let link = self.prefixes.link(prefix)?;
+        self.families
+            .get(link)
+            .filter(|f| &*f.prefix == prefix)
+            .map(|f| (link, f))
+            .or_else(|| {
+                self.superseded
+                    .iter()
+                    .find(|(l, f)| l == link && &*f.prefix == prefix)
+                    .map(|(l, f)| (l, f))
+            })
+    }
+
     fn family(&self, prefix: &str) -> &Family {
-        self.all_families()
+        self.family_with_prefix(prefix)
             .map(|(_, f)| f)
-            .find(|f| &*f.prefix == prefix)
             .expect("prefixes come from existing families")
     }
 
     fn family_mut(&mut self, prefix: &str) -> &mut Family {
-        self.families
-            .values_mut()
-            .chain(self.superseded.iter_mut().map(|(_, f)| f))
+        let link = self
+            .family_with_prefix(prefix)
+            .map(|(link, _)| link.clone())
+            .expect("prefixes come from existing families");
+        if self
+            .families
+            .get(&link)
+            .is_some_and(|f| &*f.prefix == prefix)
+        {
+            return self.families.get_mut(&link).expect("just found");
+        }
+        self.superseded
+            .iter_mut()
+            .map(|(_, f)| f)
             .find(|f| &*f.prefix == prefix)
-            .expect("prefixes come from existing families")
+            .expect("just found")
+    }
+
+    /// Keeps the prefix index in step with a family just added for `link`.
+    fn index_prefix(&mut self, prefix: &Arc<str>, link: &LinkId) {
+        let count = self.families.len() + self.superseded.len();
+        let known = self
+            .families
+            .iter()
+            .chain(self.superseded.iter().map(|(l, f)| (l, f)))
+            .map(|(l, f)| (l, &f.prefix));
+        self.prefixes.add(prefix, link, count, known);
     }
 }
 
