@@ -7,17 +7,20 @@
 //! settled (nothing can happen without the adversary): they are passed
 //! [`Moment::Settled`] then.
 
+mod probe;
+mod world_view;
+
+use probe::{probe_request, Probe};
+pub use world_view::row_of;
+
 use std::fmt;
 use std::str::FromStr;
 
-use baton_core::{
-    AccessGrant, CachedFailure, CallerId, Effect, Input, LinkId, RefreshError, RefreshMachine,
-    RefreshToken, StoredLink, Timestamp,
-};
+use baton_core::{AccessGrant, CachedFailure, LinkId, RefreshError, RefreshToken, Timestamp};
 use baton_fakes::{FakeProvider, InMemoryStore};
 
 use crate::spec::WorldSpec;
-use crate::world::{BadAnswer, FaultsUsed, World};
+use crate::world::{BadAnswer, FaultsUsed};
 
 /// What the invariants judge. The explorer's [`World`] is one; the end of a
 /// loom or shuttle execution of the real coordinator is another. Every
@@ -512,132 +515,4 @@ pub fn no_stale_answer(world: &impl Observed) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The copy of the world a probe request runs in.
-struct Probe {
-    store: InMemoryStore,
-    provider: FakeProvider,
-    now: Timestamp,
-}
-
-/// Runs one request on a fresh machine of the world's algorithm, with no
-/// faults, delivering everything in order and firing timers as they come.
-fn probe_request(world: &mut Probe, spec: &WorldSpec, link: &LinkId) -> Result<(), String> {
-    let config = spec
-        .config_for(baton_core::OwnerId::new("probe"))
-        .map_err(|e| e.to_string())?;
-    let mut machine = spec.algorithm.machine(config);
-    let caller = CallerId(u64::MAX);
-    let mut inbox = vec![Input::TokenRequested {
-        caller,
-        link: link.clone(),
-    }];
-    for _ in 0..200 {
-        let input = match inbox.pop() {
-            Some(input) => input,
-            None => {
-                let Some(at) = machine.poll_timeout() else {
-                    return Err("hangs".into());
-                };
-                world.now = world.now.max(at);
-                Input::TimerExpired
-            }
-        };
-        machine
-            .handle_input(world.now, input)
-            .map_err(|e| format!("hit a driver error: {e}"))?;
-        while let Some(effect) = machine.poll_output() {
-            match effect {
-                Effect::Answer { result, .. } => {
-                    return match result {
-                        Ok(grant) if world.provider.is_access_live(&grant.token, world.now) => {
-                            Ok(())
-                        }
-                        Ok(grant) => Err(format!(
-                            "got the dead access token {}",
-                            grant.token.expose_secret()
-                        )),
-                        Err(error) => Err(format!("was told \"{error}\"")),
-                    };
-                }
-                Effect::Exchange {
-                    id, refresh_token, ..
-                } => inbox.push(Input::ExchangeFinished {
-                    id,
-                    outcome: world.provider.exchange(world.now, &refresh_token, None),
-                }),
-                Effect::Validate {
-                    id, access_token, ..
-                } => inbox.push(Input::ValidationFinished {
-                    id,
-                    outcome: if world.provider.is_access_live(&access_token, world.now) {
-                        baton_core::ValidationOutcome::Valid
-                    } else {
-                        baton_core::ValidationOutcome::Invalid {
-                            reason: "401".into(),
-                        }
-                    },
-                }),
-                store_effect => inbox.push(carry_out(&mut world.store, &store_effect)),
-            }
-        }
-    }
-    Err("did not finish within 200 steps".into())
-}
-
-fn carry_out(store: &mut InMemoryStore, effect: &Effect) -> Input {
-    store
-        .carry_out(effect)
-        .expect("only store effects reach the store")
-}
-
-/// The row of a link, for reports.
-pub fn row_of<'a>(world: &'a World, link: &LinkId) -> Option<&'a StoredLink> {
-    world.store.row(link)
-}
-
-impl Observed for World {
-    fn links(&self) -> &[LinkId] {
-        &self.links
-    }
-    fn provider(&self) -> &FakeProvider {
-        &self.provider
-    }
-    fn store(&self) -> &InMemoryStore {
-        &self.store
-    }
-    fn now(&self) -> Timestamp {
-        self.now
-    }
-    fn awaited_exchanges(&self) -> impl Iterator<Item = ((u8, u32), &LinkId)> {
-        self.messages
-            .iter()
-            .filter_map(|m| Some((m.sender(), m.awaited_exchange()?)))
-    }
-    fn callers(&self) -> impl Iterator<Item = CallerView<'_>> {
-        self.callers.iter().map(|c| CallerView {
-            link: &self.links[usize::from(c.link)],
-            bad: c.bad.as_ref(),
-            waiting: c.waiting,
-        })
-    }
-    fn faults(&self) -> &FaultsUsed {
-        &self.used
-    }
-    fn known_live(&self, link: &LinkId) -> Vec<RefreshToken> {
-        World::known_live(self, link)
-    }
-    fn can_progress(&self, spec: &WorldSpec) -> bool {
-        World::can_progress(self, spec)
-    }
-    fn quiescent(&self) -> bool {
-        World::quiescent(self)
-    }
-    fn unlinked(&self, link: &LinkId) -> bool {
-        self.links
-            .iter()
-            .position(|l| l == link)
-            .is_some_and(|i| self.is_unlinked(i))
-    }
 }
