@@ -156,6 +156,10 @@ fn result(
         ok: verdict_ok(expected, &found, &coverage),
         unconfirmed: unconfirmed(expected, &found),
         verdict: crate::run::verdict_text(expected, &found, &coverage, states),
+        excused: crate::invariants::excuses::excused_by(
+            &scenario.spec_for(algorithm).faults,
+            &scenario.invariants,
+        ),
         found,
         coverage,
         states,

@@ -369,6 +369,12 @@ fn print_human(results: &[CheckResult], verbose: bool) {
             if let Some(timeline) = &r.timeline {
                 println!("\n{timeline}");
             }
+            if !r.excused.is_empty() {
+                println!("   excused in this world:");
+                for line in &r.excused {
+                    println!("     {line}");
+                }
+            }
             println!("   diagram: {}", r.diagram.as_deref().unwrap_or("-"));
             println!("   replay:  baton replay {replay}");
         } else if !r.ok {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkers::{Budgets, Checker};
 use crate::coverage::Coverage;
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
+use crate::invariants::excuses::excused_by;
 use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
@@ -97,6 +98,9 @@ pub struct CheckResult {
     pub coverage: Coverage,
     /// The verdict as shown ([`verdict_text`]).
     pub verdict: String,
+    /// What the world's fault budget excuses, per invariant checked (from
+    /// the one table, [`crate::invariants::excuses::EXCUSES`]).
+    pub excused: Vec<String>,
     /// Whether they agree.
     pub ok: bool,
     /// A violation was expected and the search did not meet it: with `ok`,
@@ -305,6 +309,7 @@ pub fn check_one(
         checker: Checker::Explore.name().into(),
         expected: expected.to_string(),
         verdict: verdict_text(expected, &found, &coverage, stats.states),
+        excused: excused_by(&spec.faults, &scenario.invariants),
         unconfirmed: crate::checkers::unconfirmed(expected, &found),
         found,
         coverage,

@@ -7,9 +7,11 @@
 //! settled (nothing can happen without the adversary): they are passed
 //! [`Moment::Settled`] then.
 
+pub mod excuses;
 mod probe;
 mod world_view;
 
+use excuses::{answer_excused, lost_rotation_excused};
 use probe::{probe_request, Probe};
 pub use world_view::row_of;
 
@@ -114,32 +116,6 @@ pub fn judge_family(
     })
 }
 
-/// The excuses the outside writers give (DESIGN.md section 3), in one
-/// place. Each is an answer that is right because of what the user did:
-/// - after an unlink, "not linked" is the truth;
-/// - after a revocation, re-authentication is the only way back, however
-///   the replica learned it (a rejection, an emptied row, a validation
-///   call answered 401);
-/// - an access token a revocation killed after it was read or issued
-///   cannot be recalled by any algorithm (see [`revocation_killed`]).
-///
-/// A re-link excuses nothing: the old family stays live, so every answer a
-/// replica could give before it is still right.
-fn writer_excuse(u: &FaultsUsed, error: &RefreshError) -> bool {
-    use baton_core::ReauthReason;
-    match error {
-        RefreshError::ReauthenticationRequired(ReauthReason::NotLinked) => u.unlink,
-        RefreshError::ReauthenticationRequired(
-            ReauthReason::Rejected { .. } | ReauthReason::NoRefreshToken,
-        ) => u.revoke,
-        // However a replica words the API's 401 on a token the revocation
-        // killed (baton: validation failed; the zoo: provider unavailable),
-        // no token could have been given.
-        RefreshError::Temporary(_) => u.revoke,
-        _ => false,
-    }
-}
-
 /// Whether a revocation explains a dead access token handed to a caller:
 /// the user revoked the application, and the token may have been live when
 /// the replica read or received it. Nothing tells a replica of a
@@ -149,27 +125,16 @@ fn revocation_killed(world: &impl Observed) -> bool {
     world.faults().revoke
 }
 
-/// Whether the world explains an error a caller got.
+/// Whether the world explains an error a caller got: a fault of the run
+/// that excuses it (see [`excuses`]), or the provider holding no live token
+/// for the link.
 fn error_justified(world: &impl Observed, error: &RefreshError, link: &LinkId) -> bool {
-    let u = world.faults();
-    if writer_excuse(u, error) {
+    if answer_excused(world.faults(), error) {
         return true;
     }
     let no_live_token = world.known_live(link).is_empty() || world.provider().family_revoked(link);
     match error {
-        RefreshError::RetryAfter { .. } => u.rate_limit,
-        RefreshError::Temporary(_) => {
-            u.transient
-                || u.gateway
-                || u.store_failure
-                || u.validation_failure
-                || u.rate_limit
-                || u.lost_reply
-                || u.timeout
-        }
-        RefreshError::ReauthenticationRequired(baton_core::ReauthReason::OutcomeUnknown) => {
-            no_live_token || u.lost_knowledge() || u.clock_jump
-        }
+        RefreshError::RetryAfter { .. } | RefreshError::Temporary(_) => false,
         RefreshError::ReauthenticationRequired(_) => no_live_token,
     }
 }
@@ -412,7 +377,7 @@ pub fn callers_served(
 /// settled the store holds a refresh token the provider considers live,
 /// with no failure cached — unless the provider holds none.
 pub fn no_lost_rotation(world: &impl Observed, moment: Moment) -> Result<(), String> {
-    if moment != Moment::Settled || world.faults().lost_knowledge() {
+    if moment != Moment::Settled || lost_rotation_excused(world.faults()) {
         return Ok(());
     }
     for link in world.links() {

@@ -293,15 +293,6 @@ pub struct FaultsUsed {
     pub revoke: bool,
 }
 
-impl FaultsUsed {
-    /// Whether some fault hid from the replicas whether a token was
-    /// consumed, or destroyed knowledge of an issued one (the faults under
-    /// which a lost rotation, and an unknown outcome, are excused).
-    pub fn lost_knowledge(&self) -> bool {
-        self.crash || self.lost_reply || self.timeout || self.gateway
-    }
-}
-
 /// One thing that happened within a step: `from` did `text` to `to` (the
 /// same actor for things it did by itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
