@@ -174,6 +174,12 @@ pub trait RefreshMachine {
         let _ = (link, now);
         None
     }
+    /// See [`Machine::link_replaced`]: the driver replaced `link`'s row
+    /// with a freshly enrolled pair. The default does nothing (the models
+    /// of historical algorithms never knew).
+    fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        let _ = (now, link);
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -185,6 +191,9 @@ impl RefreshMachine for Machine {
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         Machine::poll_timeout(self)
+    }
+    fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        Machine::link_replaced(self, now, link)
     }
     fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<(AccessGrant, Timestamp)> {
         let grant = Machine::live_token(self, link, now)?;

@@ -131,6 +131,30 @@ impl Machine {
             .filter(|g| self.config.is_live(g.expires_at, now))
     }
 
+    /// Tells the machine that the driver replaced `link`'s row with a fresh
+    /// pair ([`LinkStore::enroll`](crate::driver::LinkStore::enroll), the
+    /// OAuth callback), *after* the store write completed (or failed in a
+    /// way that may have applied it).
+    ///
+    /// The machine forgets the access token it holds for the link, so no
+    /// request made from now on is answered from the older family out of
+    /// this process's memory. A refresh already in flight goes on — its
+    /// writes are compare-and-swaps on the refresh token it read, so none
+    /// of them lands over the new pair — but whatever it ends with is not
+    /// handed out: its waiters are served by a fresh read of the row
+    /// instead, which finds the new pair (or a later rotation of it).
+    /// Emits nothing unless such a flight later ends.
+    pub fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        if self.links.get(link).is_some() {
+            self.links.open(link, &self.config);
+            let state = self.links.entry(link.clone()).or_default();
+            state.held = None;
+            state.replaced = state.flight.is_some();
+            self.links.close(link, &self.config, false);
+        }
+        self.links.sweep(now, &self.config);
+    }
+
     /// Whether nothing is in flight and no effect is waiting to be polled.
     pub fn is_idle(&self) -> bool {
         self.outbox.is_empty() && self.links.flights() == 0
@@ -353,6 +377,21 @@ impl Machine {
     fn finish(&mut self, link: &LinkId, waiters: Vec<CallerId>, result: Answer) {
         let state = self.links.entry(link.clone()).or_default();
         state.flight = None;
+        if std::mem::take(&mut state.replaced) {
+            // An enrolment replaced the row during this flight: its result
+            // may be the older family's. Serve the waiters from the row as
+            // it is now, and hold nothing from before.
+            if !waiters.is_empty() {
+                let id = self.read(link);
+                let step = Step::Reading {
+                    id,
+                    purpose: ReadPurpose::Fresh,
+                };
+                self.links.entry(link.clone()).or_default().flight =
+                    Some(Box::new(Flight { waiters, step }));
+            }
+            return;
+        }
         if let Ok(grant) = &result {
             state.held = Some(grant.clone());
         }

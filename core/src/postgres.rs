@@ -64,9 +64,10 @@
 //! ## Usage
 //!
 //! ```no_run
-//! use baton_core::driver::LinkStore;
+//! use std::time::Duration;
 //! use baton_core::postgres::PgStore;
-//! use baton_core::{LinkId, RefreshToken, StoredLink};
+//! use baton_core::refresher::wall_clock;
+//! use baton_core::{AccessGrant, AccessToken, LinkId, RefreshToken, TokenSet};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! // Connects a pool and runs the migration.
@@ -74,16 +75,19 @@
 //!
 //! // Enrol a link when the user completes the authorization-code flow.
 //! let link = LinkId::new("github", "octocat");
-//! let enrolled = StoredLink {
+//! let pair = TokenSet {
+//!     access: AccessGrant {
+//!         token: AccessToken::new("ghu_from_the_code_exchange"),
+//!         expires_at: wall_clock() + Duration::from_secs(8 * 3600),
+//!     },
 //!     refresh_token: Some(RefreshToken::new("ghr_from_the_code_exchange")),
-//!     ..StoredLink::default()
 //! };
-//! store.insert(&link, &enrolled).await.map_err(|failure| failure.reason)?;
+//! store.enroll(&link, &pair).await?;
 //!
 //! // From here on only the machine writes the row, by compare-and-swap;
-//! // hand the store to a `Refresher` (feature `tokio`).
-//! let row = store.read(&link).await.map_err(|failure| failure.reason)?;
-//! assert_eq!(row, Some(enrolled));
+//! // hand the store to a `Refresher` (feature `tokio`), and enrol through
+//! // `Refresher::enroll` once there is one, so this process forgets what
+//! // it held for the link too.
 //! # Ok(()) }
 //! ```
 //!
@@ -123,7 +127,7 @@ pub use sqlx::postgres::PgPool;
 use crate::driver::LinkStore;
 use crate::{
     AccessGrant, AccessToken, CachedFailure, CasOutcome, Change, Expect, Guard, Lease, LinkId,
-    OwnerId, RefreshToken, StoreFailure, StoredLink, Timestamp, Update, Write,
+    OwnerId, RefreshToken, StoreFailure, StoredLink, Timestamp, TokenSet, Update, Write,
 };
 
 /// The migrations that create and evolve the `baton_links` table, embedded
@@ -280,7 +284,8 @@ impl PgStore {
     ///
     /// This is **not** a compare-and-swap: it overwrites a row that
     /// replicas may be refreshing at that very moment, lease and all. Use
-    /// it only where the application means to discard the stored tokens.
+    /// it only where the application means to discard the stored tokens;
+    /// for the OAuth callback, [`PgStore::enroll`] writes the right row.
     pub async fn insert(&self, link: &LinkId, row: &StoredLink) -> Result<(), StoreFailure> {
         let doing = Doing::Inserting;
         let (access_token, access_expires_at_ms) =
@@ -303,6 +308,24 @@ impl PgStore {
             .await
             .map_err(|error| failure(link, doing, &error))?;
         Ok(())
+    }
+
+    /// The row of `link`, if it has one: [`LinkStore::read`], callable
+    /// without importing the trait.
+    pub async fn read(&self, link: &LinkId) -> Result<Option<StoredLink>, StoreFailure> {
+        self.select(link, Doing::Reading).await
+    }
+
+    /// Enrols `link` with a fresh `pair` from the OAuth callback: replaces
+    /// its row with [`StoredLink::enrolled`]`(pair)`, inserting it if there
+    /// is none, in one `INSERT … ON CONFLICT DO UPDATE`. This is
+    /// [`LinkStore::enroll`], callable without importing the trait; see
+    /// there why it is safe against refreshes in flight, and prefer
+    /// [`Refresher::enroll`](crate::refresher::Refresher::enroll) where a
+    /// refresher runs in this process (it also forgets the tokens this
+    /// process holds for the link).
+    pub async fn enroll(&self, link: &LinkId, pair: &TokenSet) -> Result<(), StoreFailure> {
+        self.insert(link, &StoredLink::enrolled(pair.clone())).await
     }
 
     /// Deletes the row of `link` (the user unlinked the account); says
@@ -373,7 +396,11 @@ impl PgStore {
 
 impl LinkStore for PgStore {
     async fn read(&self, link: &LinkId) -> Result<Option<StoredLink>, StoreFailure> {
-        self.select(link, Doing::Reading).await
+        PgStore::read(self, link).await
+    }
+
+    async fn enroll(&self, link: &LinkId, pair: &TokenSet) -> Result<(), StoreFailure> {
+        PgStore::enroll(self, link, pair).await
     }
 
     async fn compare_and_swap(

@@ -1160,3 +1160,5 @@ fn errors_say_what_to_do_and_never_show_tokens() {
     let effect = answer(1, Ok(live("gho_secret_text")));
     assert!(!format!("{effect:?}").contains("secret_text"));
 }
+
+mod enrolment;

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::driver::LinkStore;
 use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};

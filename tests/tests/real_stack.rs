@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::driver::LinkStore;
 use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};

@@ -155,6 +155,11 @@ impl<M: RefreshMachine, P> State<M, P> {
             // out an effect the machine emitted: a refusal is a bug here.
             panic!("baton coordinator fed the machine an input it refused: {error}");
         }
+        self.drain(out);
+    }
+
+    /// Hands what the machine decided to the outbox, and arms its timer.
+    fn drain(&mut self, out: &mut Outbox<P>) {
         while let Some(effect) = self.machine.poll_output() {
             match effect {
                 Effect::Answer { caller, result, .. } => {
@@ -260,6 +265,22 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
             caller,
             answered: false,
         }
+    }
+
+    /// Tells the machine that `link`'s row was replaced by an enrolment
+    /// (see [`RefreshMachine::link_replaced`]). Call it after the store
+    /// write: from then on no request is answered with a token this
+    /// process held from before.
+    pub fn link_replaced(self: &Arc<Self>, link: &LinkId) {
+        let mut out = Outbox::new();
+        self.state.with(|s| {
+            let now = self.runtime.now();
+            s.machine.link_replaced(now, link);
+            s.drain(&mut out);
+            // Invalidates every hot-path copy of the forgotten token.
+            self.bump();
+        });
+        self.deliver(out);
     }
 
     /// Feeds the result of an effect the runtime carried out.

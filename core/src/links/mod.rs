@@ -60,6 +60,11 @@ pub(crate) struct LinkState {
     /// The refresh in progress, if any. Boxed: most links have none, and
     /// inline it would triple the size of every link's entry.
     pub(crate) flight: Option<Box<Flight>>,
+    /// The row was replaced by an enrolment while `flight` was under way
+    /// ([`Machine::link_replaced`](crate::Machine::link_replaced)): what
+    /// the flight ends with may belong to the older family, so its waiters
+    /// are served by a fresh read instead. Only ever set with a flight.
+    pub(crate) replaced: bool,
     /// The link's place in `Links::idle`, if it is there. Only the order of
     /// these numbers means anything, so it is left out of equality and
     /// hashing; [`Links`] compares the order itself.
@@ -72,6 +77,7 @@ impl PartialEq for LinkState {
             && self.quiet_until == other.quiet_until
             && self.reusable_lease == other.reusable_lease
             && self.flight == other.flight
+            && self.replaced == other.replaced
     }
 }
 
@@ -83,6 +89,7 @@ impl Hash for LinkState {
         self.quiet_until.hash(state);
         self.reusable_lease.hash(state);
         self.flight.hash(state);
+        self.replaced.hash(state);
     }
 }
 

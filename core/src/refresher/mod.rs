@@ -49,7 +49,8 @@ use tracing::Instrument;
 
 use crate::driver::{Coordinator, LinkStore, TokenEndpoint};
 use crate::{
-    AccessGrant, Config, LinkId, Machine, RefreshError, RefreshMachine, TemporaryReason, Timestamp,
+    AccessGrant, Config, LinkId, Machine, RefreshError, RefreshMachine, StoreFailure,
+    TemporaryReason, Timestamp, TokenSet,
 };
 
 pub use clock::wall_clock;
@@ -170,6 +171,48 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
         }
         .instrument(span)
         .await
+    }
+
+    /// Enrols `link` with the `pair` the OAuth callback's
+    /// authorization-code exchange returned: the one call a callback needs.
+    /// Works on a fresh database (it creates the row) and for a re-link
+    /// (it replaces the row).
+    ///
+    /// It writes [`StoredLink::enrolled`](crate::StoredLink::enrolled)
+    /// through [`LinkStore::enroll`] — the pair, no cached failure, no
+    /// lease — and then tells this process's machine
+    /// ([`Machine::link_replaced`]).
+    ///
+    /// # Against a refresh in flight
+    ///
+    /// The fresh pair wins, on every replica:
+    ///
+    /// - **The store never goes back to the older family.** Every write a
+    ///   refresh makes is a compare-and-swap guarded on the refresh token it
+    ///   read. Once the pair is stored, an exchange of the old token that
+    ///   completes anyway loses its write and adopts the new row; so does a
+    ///   cached failure or a lease release. The old family stays live at the
+    ///   provider but is never stored again (the simulator's `relink`
+    ///   scenarios check this for every interleaving).
+    /// - **No request made after `enroll` returns is answered from the
+    ///   older family by this process**: its held token is forgotten (and
+    ///   every thread's hot-path copy with it), and callers waiting on a
+    ///   refresh that was in flight are answered from a fresh read of the
+    ///   row instead of that refresh's result.
+    /// - Other replicas learn of the new pair from the store when their
+    ///   held token of the older family reaches the expiry margin; until
+    ///   then they may still hand it out (it still works: the provider did
+    ///   not revoke the old family).
+    ///
+    /// A failure means the row may or may not have been replaced: the
+    /// callback should report it and may call `enroll` again (the write is
+    /// idempotent). Dropping the future may leave the row written and this
+    /// process's memory not yet told; call again.
+    pub async fn enroll(&self, link: &LinkId, pair: TokenSet) -> Result<(), StoreFailure> {
+        let written = self.coordinator.runtime().store.enroll(link, &pair).await;
+        // Even a failed write may have landed: forgetting costs one read.
+        self.coordinator.link_replaced(link);
+        written
     }
 
     /// Runs `f` on the machine, under its lock: for inspection and tests.
