@@ -56,8 +56,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     migrate(&pool).await?;
     let store = PgStore::new(pool);
 
-    // The provider: one POST per exchange, fixed client authentication.
+    // The provider: one POST per exchange, fixed client authentication. The
+    // four timeouts nest (README, "The four timeouts"): connect < request
+    // <= exchange < lease, so a connection that never opened is a retryable
+    // error rather than an unknown outcome.
     let mut endpoint = HttpTokenEndpoint::builder(env("TOKEN_URL"), env("CLIENT_ID"))
+        .connect_timeout(Duration::from_secs(3))
         .request_timeout(Duration::from_secs(10));
     if let Some(secret) = optional_env("CLIENT_SECRET") {
         endpoint = endpoint.client_secret(secret);
@@ -67,7 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // What the provider allows is configuration: GitHub's refresh tokens
     // are single-use, so a token whose presentation has an unknown outcome
     // is never presented again.
-    let config = Config::builder(OwnerId::new(env("REPLICA")))
+    // The owner id names this process start in the leases it takes: a new
+    // one at every start, so a restarted replica never mistakes its
+    // predecessor's lease (whose exchange may still land) for its own.
+    let config = Config::builder(OwnerId::generate("service"))
         .exchange_timeout(Duration::from_secs(10))
         .lease_duration(Duration::from_secs(30))
         .second_presentation(SecondPresentation::Fatal)

@@ -229,7 +229,7 @@ impl Machine {
         let decided = if let Some(grant) = row
             .access
             .as_ref()
-            .filter(|g| self.config.is_live(g.expires_at, now))
+            .filter(|g| now < self.serve_until(link, g.expires_at))
         {
             Some(Ok(grant.clone()))
         } else if row.refresh_token.is_none() {
@@ -356,14 +356,17 @@ impl Machine {
             attempts: 0,
         };
         match outcome {
-            ExchangeOutcome::Issued(issued) => self.persist(
-                link,
-                Persist {
-                    presented: presented.clone(),
-                    issued,
-                    attempts: 1,
-                },
-            ),
+            ExchangeOutcome::Issued(issued) => {
+                self.learn_lifetime(link, now, issued.access.expires_at);
+                self.persist(
+                    link,
+                    Persist {
+                        presented: presented.clone(),
+                        issued,
+                        attempts: 1,
+                    },
+                )
+            }
             ExchangeOutcome::Rejected { reason } => {
                 let id = self.read(link);
                 Next::Continue(Step::Reading {

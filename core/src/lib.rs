@@ -144,7 +144,10 @@ mod secret;
 mod small_map;
 mod time;
 
-pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend,
+    SHORT_LIVED_SERVED_FRACTION,
+};
 pub use error::{InputError, ReauthReason, RefreshError, TemporaryReason};
 pub use ids::{CallerId, EffectId, LinkId, OwnerId};
 pub use io::{Effect, ExchangeOutcome, Input, StoreFailure, TokenSet, ValidationOutcome};
@@ -196,11 +199,7 @@ impl RefreshMachine for Machine {
         Machine::link_replaced(self, now, link)
     }
     fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<(AccessGrant, Timestamp)> {
-        let grant = Machine::live_token(self, link, now)?;
-        Some((
-            grant.clone(),
-            grant.expires_at - self.config().expiry_margin(),
-        ))
+        Machine::held_token(self, link, now).map(|(grant, until)| (grant.clone(), until))
     }
 }
 

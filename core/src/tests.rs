@@ -86,7 +86,7 @@ impl Script {
     fn feed(&mut self, input: Input) -> Vec<Effect> {
         self.machine.handle_input(self.now, input).unwrap();
         // Every branch below also keeps the link table's indexes right.
-        self.machine.links.assert_consistent(&self.machine.config);
+        self.machine.links.assert_consistent();
         std::iter::from_fn(|| self.machine.poll_output()).collect()
     }
 
@@ -1162,3 +1162,4 @@ fn errors_say_what_to_do_and_never_show_tokens() {
 }
 
 mod enrolment;
+mod short_lived;

@@ -59,7 +59,7 @@ fn leased_row(until: Timestamp) -> StoredLink {
 /// Feeds one input and checks the indexes against a scan.
 fn feed(m: &mut Machine, now: Timestamp, input: Input) -> Vec<Effect> {
     m.handle_input(now, input).unwrap();
-    m.links.assert_consistent(&m.config);
+    m.links.assert_consistent();
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 

@@ -29,7 +29,7 @@
 //! # async fn demo<S: baton_core::driver::LinkStore, E: baton_core::driver::TokenEndpoint>(store: S, endpoint: E) {
 //! use baton_core::{refresher::Refresher, Config, LinkId, OwnerId};
 //!
-//! let config = Config::builder(OwnerId::new("replica-a")).build().unwrap();
+//! let config = Config::builder(OwnerId::generate("api")).build().unwrap();
 //! let refresher = Refresher::new(config, store, endpoint);
 //! let token = refresher.access_token(&LinkId::new("github", "octocat")).await;
 //! # }
@@ -39,8 +39,9 @@ mod clock;
 mod hot;
 mod runtime;
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -68,6 +69,47 @@ pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 
     /// The clock the hot path compares expiries with, ticked by a thread
     /// of its own (see [`clock`]).
     coarse_clock: Arc<CoarseClock>,
+    /// Warns about short-lived tokens; `None` when the machine's margin is
+    /// not known (a machine other than baton's).
+    short_lived: Option<ShortLivedWarning>,
+}
+
+/// One `tracing` warning per link whose tokens live no longer than the
+/// expiry margin (see [`crate::SHORT_LIVED_SERVED_FRACTION`]): the machine
+/// serves them for half their life, which is correct but costs a refresh
+/// every half-lifetime, and usually means the margin is set too high for
+/// this provider.
+struct ShortLivedWarning {
+    margin: Duration,
+    /// The links already warned about. Grows only with links whose provider
+    /// issues short-lived tokens; checked only on the slow path.
+    warned: Mutex<HashSet<LinkId>>,
+}
+
+impl ShortLivedWarning {
+    fn check(&self, link: &LinkId, grant: &AccessGrant, now: Timestamp) {
+        let left = grant.expires_at.saturating_since(now);
+        if left > self.margin {
+            return;
+        }
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(link.clone());
+        if first {
+            tracing::warn!(
+                provider = link.provider(),
+                user = link.user(),
+                left_ms = left.as_millis() as u64,
+                expiry_margin_ms = self.margin.as_millis() as u64,
+                "access tokens for this link live no longer than the expiry margin: each is \
+                 served for the first half of its life, then refreshed; lower expiry_margin \
+                 below the provider's token lifetime (keeping it above the clock skew between \
+                 replicas) to refresh less often"
+            );
+        }
+    }
 }
 
 impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
@@ -76,7 +118,13 @@ impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn new(config: Config, store: S, endpoint: E) -> Self {
-        Refresher::with_machine(Machine::new(config), store, endpoint)
+        let margin = config.expiry_margin();
+        let mut refresher = Refresher::with_machine(Machine::new(config), store, endpoint);
+        refresher.short_lived = Some(ShortLivedWarning {
+            margin,
+            warned: Mutex::default(),
+        });
+        refresher
     }
 }
 
@@ -107,6 +155,7 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             coordinator: Coordinator::new(runtime, machine),
             hot: HotCache::default(),
             coarse_clock: CoarseClock::start(clock),
+            short_lived: None,
         }
     }
 
@@ -164,7 +213,12 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             };
             let span = tracing::Span::current();
             match &answer {
-                Ok(_) => span.record("outcome", "token"),
+                Ok(grant) => {
+                    if let Some(warning) = &self.short_lived {
+                        warning.check(link, grant, (self.coordinator.runtime().clock)());
+                    }
+                    span.record("outcome", "token")
+                }
                 Err(error) => span.record("outcome", tracing::field::display(error)),
             };
             answer

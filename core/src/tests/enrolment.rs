@@ -5,7 +5,7 @@ use super::*;
 
 fn replaced(s: &mut Script) -> Vec<Effect> {
     s.machine.link_replaced(s.now, &link());
-    s.machine.links.assert_consistent(&s.machine.config);
+    s.machine.links.assert_consistent();
     std::iter::from_fn(|| s.machine.poll_output()).collect()
 }
 
