@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use baton_core::http::HttpTokenEndpoint;
-use baton_core::postgres::{migrate, PgStore};
+use baton_core::postgres::{PgPoolOptions, PgStore};
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
     AccessGrant, AccessToken, Config, LinkId, OwnerId, RefreshToken, SecondPresentation, TokenSet,
@@ -51,10 +51,10 @@ fn code_exchange_result() -> Option<TokenSet> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The store: one row per (provider, user), migrated on start.
-    let pool = sqlx::PgPool::connect(&env("DATABASE_URL")).await?;
-    migrate(&pool).await?;
-    let store = PgStore::new(pool);
+    // The store: one row per (provider, user), migrated on start. The pool
+    // options are sqlx's, re-exported: no sqlx version to match by hand.
+    let pool = PgPoolOptions::new().max_connections(8);
+    let store = PgStore::connect_with(pool, &env("DATABASE_URL")).await?;
 
     // The provider: one POST per exchange, fixed client authentication. The
     // four timeouts nest (README, "The four timeouts"): connect < request

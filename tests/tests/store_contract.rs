@@ -1491,6 +1491,24 @@ mod postgres_only {
     }
 
     /// Enrolment replaces, deletion removes, and `Debug` shows no row.
+    /// The pool builder needs no sqlx of the service's own: the options
+    /// are re-exported, and `connect_with` migrates.
+    #[tokio::test]
+    async fn connect_with_reexported_pool_options() {
+        let Some(db) = scratch_database("baton_connect_with").await else {
+            return;
+        };
+        let options = baton_core::postgres::PgPoolOptions::new().max_connections(2);
+        let store = PgStore::connect_with(options, db.url())
+            .await
+            .expect("connecting and migrating");
+        assert_eq!(store.pool().options().get_max_connections(), 2);
+        store.seed(&github(), &row("R0")).await;
+        assert_eq!(read(&store, &github()).await, Some(row("R0")));
+        store.pool().close().await;
+        db.cleanup().await;
+    }
+
     #[tokio::test]
     async fn insert_replaces_and_delete_removes() {
         let Some(db) = scratch_database("baton_insert_delete").await else {
