@@ -193,6 +193,8 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             outcome = tracing::field::Empty,
         );
         async {
+            #[cfg(feature = "metrics")]
+            let started = std::time::Instant::now();
             let (sender, receiver) = oneshot::channel();
             let ticket = self.coordinator.request(link.clone(), OneshotReply(sender));
             let answer = match receiver.await {
@@ -211,6 +213,12 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
                     ))
                 }
             };
+            #[cfg(feature = "metrics")]
+            crate::driver::metrics::refresh_duration(
+                link,
+                started.elapsed().as_secs_f64(),
+                answer.is_ok(),
+            );
             let span = tracing::Span::current();
             match &answer {
                 Ok(grant) => {
