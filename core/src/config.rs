@@ -53,6 +53,20 @@ pub enum ServerErrorAfterSend {
     Retry,
 }
 
+/// How much of its life a short-lived access token is served for, as
+/// (numerator, denominator): one half.
+///
+/// A token lives "short" when the provider issues it with a lifetime not
+/// longer than [`Config::expiry_margin`]. Under the margin alone such a
+/// token would never be live — every request would refresh. Instead, once
+/// the machine has seen a provider issue one (it learns the lifetime at the
+/// exchange, per provider name), tokens of that provider are served until
+/// half their lifetime is left, stored tokens included; the tokio
+/// `Refresher` logs one `tracing` warning per link when it happens. Lower
+/// the margin below the lifetime to serve them longer, and keep it above
+/// the clock skew between replicas.
+pub const SHORT_LIVED_SERVED_FRACTION: (u32, u32) = (1, 2);
+
 /// A validated configuration. See [`Config::builder`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -141,9 +155,19 @@ impl Config {
         self.max_held_links
     }
 
-    /// Whether `grant` is still good at `now`, outside the margin.
-    pub(crate) fn is_live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
-        now + self.expiry_margin < expires_at
+    /// The margin for a token of a provider whose access tokens live
+    /// `lifetime` when issued, if the machine has seen it issue one that
+    /// lives no longer than the configured margin: then the token is served
+    /// for the first [`SHORT_LIVED_SERVED_FRACTION`] of its life instead of
+    /// never. Otherwise the configured margin.
+    pub(crate) fn margin_for(&self, short_lifetime: Option<Duration>) -> Duration {
+        match short_lifetime {
+            Some(lifetime) if lifetime <= self.expiry_margin => {
+                let (served, of) = SHORT_LIVED_SERVED_FRACTION;
+                lifetime - lifetime * served / of
+            }
+            _ => self.expiry_margin,
+        }
     }
 
     /// Whether a token first presented no earlier than `first_presented`
@@ -175,6 +199,8 @@ impl ConfigBuilder {
     /// (default 30 s). It must cover the largest clock skew between
     /// replicas: providers that kill the previous access token on refresh
     /// make a replica whose clock runs behind hand out dead tokens otherwise.
+    /// Tokens that live no longer than the margin are served for a fraction
+    /// of their life instead (see [`SHORT_LIVED_SERVED_FRACTION`]).
     pub fn expiry_margin(mut self, margin: Duration) -> Self {
         self.config.expiry_margin = margin;
         self
@@ -329,12 +355,26 @@ impl fmt::Display for ConfigError {
                 lease_duration,
             } => write!(
                 f,
-                "exchange timeout ({exchange_timeout:?}) must be shorter than the lease ({lease_duration:?})"
+                "exchange_timeout ({exchange_timeout:?}) is not shorter than lease_duration \
+                 ({lease_duration:?}): other replicas would stop waiting while this one's \
+                 exchange may still land; lower exchange_timeout or raise lease_duration"
             ),
-            ConfigError::ZeroExchangeTimeout => f.write_str("exchange timeout must be non-zero"),
-            ConfigError::ZeroPollInterval => f.write_str("lease poll interval must be non-zero"),
-            ConfigError::NoPersistAttempts => f.write_str("persist attempts must be at least 1"),
-            ConfigError::EmptyOwner => f.write_str("owner id must not be empty"),
+            ConfigError::ZeroExchangeTimeout => f.write_str(
+                "exchange_timeout is zero: every exchange would time out before it is sent; \
+                 set it above the token endpoint's slowest reply (default 10 s)",
+            ),
+            ConfigError::ZeroPollInterval => f.write_str(
+                "lease_poll_interval is zero: replicas waiting on a lease would re-read the row \
+                 in a busy loop; set a non-zero interval (default 250 ms)",
+            ),
+            ConfigError::NoPersistAttempts => f.write_str(
+                "persist_attempts is 0: issued tokens would never be written; set at least 1 \
+                 (default 3)",
+            ),
+            ConfigError::EmptyOwner => f.write_str(
+                "the owner id is empty: leases must name their holder; use \
+                 OwnerId::generate(\"<service name>\")",
+            ),
         }
     }
 }
@@ -382,6 +422,44 @@ mod tests {
         for (builder, expected) in cases {
             assert_eq!(builder.build(), Err(expected));
         }
+    }
+
+    #[test]
+    fn errors_say_what_to_change() {
+        let error = builder()
+            .exchange_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("lower exchange_timeout or raise lease_duration"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+
+    #[test]
+    fn short_lived_tokens_get_a_fraction_of_their_life() {
+        let config = builder()
+            .expiry_margin(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        // Unknown or long lifetimes: the configured margin.
+        assert_eq!(config.margin_for(None), Duration::from_secs(30));
+        assert_eq!(
+            config.margin_for(Some(Duration::from_secs(31))),
+            Duration::from_secs(30)
+        );
+        // Not longer than the margin: served for the first half.
+        assert_eq!(
+            config.margin_for(Some(Duration::from_secs(30))),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            config.margin_for(Some(Duration::from_secs(20))),
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.margin_for(Some(Duration::ZERO)), Duration::ZERO);
     }
 
     #[test]

@@ -7,7 +7,20 @@ use std::time::Duration;
 
 use crate::ids::{CallerId, EffectId};
 
-/// Why a caller got no access token. Each variant says what to do next.
+/// Why a caller got no access token. Each variant says what to do next;
+/// the methods answer the caller's three questions without a `match`:
+///
+/// | variant | [`is_retryable`](Self::is_retryable) | [`retry_after`](Self::retry_after) | [`requires_reauthentication`](Self::requires_reauthentication) |
+/// |---|---|---|---|
+/// | `ReauthenticationRequired(_)` | no | `None` | yes |
+/// | `RetryAfter { delay }` | yes | `Some(delay)` | no |
+/// | `Temporary(_)` | yes | `None` (your backoff) | no |
+///
+/// `Display` is one line naming the kind of failure; the detail is the
+/// [`source`](std::error::Error::source) ([`ReauthReason`] or
+/// [`TemporaryReason`]). Neither ever contains token text: details come
+/// from the provider's error code and description and from store failure
+/// reasons, which are built without quoting values.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RefreshError {
     /// The link cannot be refreshed any more: send the user through the
@@ -66,17 +79,62 @@ pub enum TemporaryReason {
     Contention,
 }
 
+impl RefreshError {
+    /// Whether asking again may succeed without the user doing anything:
+    /// `true` for [`RetryAfter`](RefreshError::RetryAfter) and
+    /// [`Temporary`](RefreshError::Temporary) (the stored link is intact),
+    /// `false` when the user must re-authenticate.
+    pub fn is_retryable(&self) -> bool {
+        !self.requires_reauthentication()
+    }
+
+    /// When to ask again, where the error says: the provider's rate-limit
+    /// delay. `None` for a temporary failure (retry with your own backoff;
+    /// nothing is gained by retrying at once) and for re-authentication
+    /// (retrying cannot help).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RefreshError::RetryAfter { delay } => Some(*delay),
+            RefreshError::ReauthenticationRequired(_) | RefreshError::Temporary(_) => None,
+        }
+    }
+
+    /// Whether the user must go through the provider's authorization flow
+    /// again (and the callback enrol the new pair) before a token can be
+    /// had: the link is missing, holds no refresh token, or its refresh
+    /// token was rejected or may have been consumed.
+    pub fn requires_reauthentication(&self) -> bool {
+        matches!(self, RefreshError::ReauthenticationRequired(_))
+    }
+}
+
+/// One line, naming the kind of failure; the detail (the provider's or
+/// the store's words) is in [`source`](std::error::Error::source).
 impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RefreshError::ReauthenticationRequired(reason) => {
-                write!(f, "re-authentication required: {reason}")
+                f.write_str("re-authentication required: ")?;
+                f.write_str(match reason {
+                    ReauthReason::NotLinked => "not linked",
+                    ReauthReason::NoRefreshToken => "no refresh token stored",
+                    ReauthReason::Rejected { .. } => "refresh token rejected by the provider",
+                    ReauthReason::OutcomeUnknown => "refresh outcome unknown",
+                })
             }
             RefreshError::RetryAfter { delay } => {
                 write!(f, "rate limited by the provider: retry after {delay:?}")
             }
             RefreshError::Temporary(reason) => {
-                write!(f, "temporary failure, retry later: {reason}")
+                f.write_str("temporary failure, retry later: ")?;
+                f.write_str(match reason {
+                    TemporaryReason::ProviderUnavailable { .. } => "token endpoint unavailable",
+                    TemporaryReason::StoreUnavailable { .. } => "store unavailable",
+                    TemporaryReason::ValidationFailed { .. } => {
+                        "the new access token failed validation"
+                    }
+                    TemporaryReason::Contention => "the stored link kept changing",
+                })
             }
         }
     }
@@ -85,7 +143,9 @@ impl fmt::Display for RefreshError {
 impl fmt::Display for ReauthReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReauthReason::NotLinked => f.write_str("no stored link for this provider and user"),
+            ReauthReason::NotLinked => f.write_str(
+                "no stored link for this provider and user: enrol one from the OAuth callback",
+            ),
             ReauthReason::NoRefreshToken => f.write_str("the stored link has no refresh token"),
             ReauthReason::Rejected { provider_reason } => {
                 write!(f, "the provider rejected the refresh token ({provider_reason})")
@@ -116,7 +176,20 @@ impl fmt::Display for TemporaryReason {
     }
 }
 
-impl std::error::Error for RefreshError {}
+/// The detail: why re-authentication is required, or what failed.
+impl std::error::Error for RefreshError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RefreshError::ReauthenticationRequired(reason) => Some(reason),
+            RefreshError::Temporary(reason) => Some(reason),
+            RefreshError::RetryAfter { .. } => None,
+        }
+    }
+}
+
+impl std::error::Error for ReauthReason {}
+
+impl std::error::Error for TemporaryReason {}
 
 /// The driver fed the machine an input it cannot use. The machine's state is
 /// unchanged.

@@ -24,6 +24,11 @@ impl LinkId {
         &self.provider
     }
 
+    /// The provider's name, shared.
+    pub(crate) fn provider_name(&self) -> &Arc<str> {
+        &self.provider
+    }
+
     /// The user's id within the application.
     pub fn user(&self) -> &str {
         &self.user
@@ -57,15 +62,52 @@ impl fmt::Display for CallerId {
 ///
 /// It must be unique per process *incarnation*: a restarted process must not
 /// mistake its predecessor's lease (whose exchange may still be in flight at
-/// the provider) for one of its own. Production drivers combine a host name
-/// with a random or time-based suffix; simulators number incarnations.
+/// the provider) for one of its own. A stable name such as `api-1` is
+/// therefore wrong even for a single replica. Use [`OwnerId::generate`] at
+/// start-up (`OwnerId::generate("api")` gives `api-<pid>-<random>`); only
+/// simulators and tests, which number incarnations, need [`OwnerId::new`].
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OwnerId(Arc<str>);
 
 impl OwnerId {
-    /// An owner id from any string.
+    /// An owner id from any string. The caller guarantees it is unique per
+    /// process start; prefer [`OwnerId::generate`].
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         OwnerId(name.into())
+    }
+
+    /// A fresh owner id for this process start: `prefix`, the process id
+    /// and 64 random bits, as `api-4242-3f9c0d2e8a1b7c64`. The prefix is for
+    /// people reading leases in the table (a service or host name).
+    ///
+    /// Every call gives another id: call it once at start-up and build the
+    /// configuration with it. The random bits come from the standard
+    /// library's per-process hash keys (seeded by the OS), mixed with the
+    /// time and a counter: no dependency, and distinct across restarts even
+    /// when the process id is reused.
+    pub fn generate(prefix: &str) -> Self {
+        use std::collections::hash_map::RandomState;
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let pid = std::process::id();
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u32(pid);
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+        let random = hasher.finish();
+        if prefix.is_empty() {
+            OwnerId(format!("{pid}-{random:016x}").into())
+        } else {
+            OwnerId(format!("{prefix}-{pid}-{random:016x}").into())
+        }
     }
 
     /// The id as a string (it is not a secret).
@@ -95,5 +137,21 @@ pub struct EffectId(pub u64);
 impl fmt::Display for EffectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_owner_ids_are_readable_and_distinct() {
+        let a = OwnerId::generate("api");
+        let b = OwnerId::generate("api");
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        assert!(a.as_str().starts_with(&format!("api-{pid}-")), "{a}");
+        assert_eq!(a.as_str().len(), format!("api-{pid}-").len() + 16);
+        assert!(!OwnerId::generate("").as_str().is_empty());
     }
 }

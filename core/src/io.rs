@@ -92,6 +92,15 @@ pub struct StoreFailure {
     pub reason: String,
 }
 
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// So a callback can `?` the failure of an enrolment into its own error.
+impl std::error::Error for StoreFailure {}
+
 /// Everything that can happen to the machine. Each is handed to
 /// [`Machine::handle_input`](crate::Machine::handle_input) together with the
 /// time it happened.

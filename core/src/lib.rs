@@ -145,7 +145,10 @@ mod small_map;
 mod stage;
 mod time;
 
-pub use config::{Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, SecondPresentation, ServerErrorAfterSend,
+    SHORT_LIVED_SERVED_FRACTION,
+};
 pub use error::{InputError, ReauthReason, RefreshError, TemporaryReason};
 pub use ids::{CallerId, EffectId, LinkId, OwnerId};
 pub use io::{Effect, ExchangeOutcome, Input, StoreFailure, TokenSet, ValidationOutcome};
@@ -189,6 +192,12 @@ pub trait RefreshMachine {
     fn served_cached(&mut self, link: &LinkId) {
         let _ = link;
     }
+    /// See [`Machine::link_replaced`]: the driver replaced `link`'s row
+    /// with a freshly enrolled pair. The default does nothing (the models
+    /// of historical algorithms never knew).
+    fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        let _ = (now, link);
+    }
 }
 
 impl RefreshMachine for Machine {
@@ -201,12 +210,11 @@ impl RefreshMachine for Machine {
     fn poll_timeout(&self) -> Option<Timestamp> {
         Machine::poll_timeout(self)
     }
+    fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        Machine::link_replaced(self, now, link)
+    }
     fn cached_token(&self, link: &LinkId, now: Timestamp) -> Option<(AccessGrant, Timestamp)> {
-        let grant = Machine::live_token(self, link, now)?;
-        Some((
-            grant.clone(),
-            grant.expires_at - self.config().expiry_margin(),
-        ))
+        Machine::held_token(self, link, now).map(|(grant, until)| (grant.clone(), until))
     }
     fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
         Machine::stage_for(self, now, input)

@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{InputError, RefreshError};
@@ -34,6 +36,10 @@ pub struct Machine {
     free_ids: SmallSet<EffectId>,
     end_id: u64,
     outbox: VecDeque<Effect>,
+    /// Providers seen issuing access tokens that live no longer than the
+    /// expiry margin, with the last such lifetime: their tokens are served
+    /// for a fraction of their life (see [`Config::margin_for`]).
+    short_lifetimes: SmallMap<Arc<str>, Duration>,
 }
 
 /// Equal machines behave alike; the indexes (in [`Links`] and the free
@@ -45,6 +51,7 @@ impl PartialEq for Machine {
             && self.callers == other.callers
             && self.awaiting == other.awaiting
             && self.outbox == other.outbox
+            && self.short_lifetimes == other.short_lifetimes
     }
 }
 
@@ -57,6 +64,7 @@ impl Hash for Machine {
         self.callers.hash(state);
         self.awaiting.hash(state);
         self.outbox.hash(state);
+        self.short_lifetimes.hash(state);
     }
 }
 
@@ -71,6 +79,7 @@ impl Machine {
             free_ids: SmallSet::new(),
             end_id: 0,
             outbox: VecDeque::new(),
+            short_lifetimes: SmallMap::new(),
         }
     }
 
@@ -124,11 +133,69 @@ impl Machine {
     /// `now` outside the expiry margin. A request for it would be answered
     /// at once with this token; drivers may use this for a lock-free read.
     pub fn live_token(&self, link: &LinkId, now: Timestamp) -> Option<&AccessGrant> {
-        self.links
-            .get(link)?
-            .held
-            .as_ref()
-            .filter(|g| self.config.is_live(g.expires_at, now))
+        self.held_token(link, now).map(|(grant, _)| grant)
+    }
+
+    /// [`live_token`](Machine::live_token), with the instant (exclusive)
+    /// until which it is served.
+    pub(crate) fn held_token(
+        &self,
+        link: &LinkId,
+        now: Timestamp,
+    ) -> Option<(&AccessGrant, Timestamp)> {
+        let state = self.links.get(link)?;
+        let grant = state.held.as_ref()?;
+        (now < state.held_until).then_some((grant, state.held_until))
+    }
+
+    /// The margin that applies to `link`'s access tokens: the configured
+    /// one, or a fraction of the lifetime its provider was seen issuing if
+    /// that is not longer (see [`crate::SHORT_LIVED_SERVED_FRACTION`]).
+    pub(crate) fn margin(&self, link: &LinkId) -> Duration {
+        let short = self.short_lifetimes.get(&**link.provider_name()).copied();
+        self.config.margin_for(short)
+    }
+
+    /// Until when (exclusive) a token of `link` expiring at `expires_at` is
+    /// served.
+    pub(crate) fn serve_until(&self, link: &LinkId, expires_at: Timestamp) -> Timestamp {
+        expires_at - self.margin(link)
+    }
+
+    /// Notes the lifetime of an access token issued for `link` at `now`.
+    pub(crate) fn learn_lifetime(&mut self, link: &LinkId, now: Timestamp, expires_at: Timestamp) {
+        let lifetime = expires_at.saturating_since(now);
+        if lifetime <= self.config.expiry_margin {
+            self.short_lifetimes
+                .insert(Arc::clone(link.provider_name()), lifetime);
+        } else {
+            // Longer than the margin (again): the configured margin applies.
+            self.short_lifetimes.remove(&**link.provider_name());
+        }
+    }
+
+    /// Tells the machine that the driver replaced `link`'s row with a fresh
+    /// pair ([`LinkStore::enroll`](crate::driver::LinkStore::enroll), the
+    /// OAuth callback), *after* the store write completed (or failed in a
+    /// way that may have applied it).
+    ///
+    /// The machine forgets the access token it holds for the link, so no
+    /// request made from now on is answered from the older family out of
+    /// this process's memory. A refresh already in flight goes on — its
+    /// writes are compare-and-swaps on the refresh token it read, so none
+    /// of them lands over the new pair — but whatever it ends with is not
+    /// handed out: its waiters are served by a fresh read of the row
+    /// instead, which finds the new pair (or a later rotation of it).
+    /// Emits nothing unless such a flight later ends.
+    pub fn link_replaced(&mut self, now: Timestamp, link: &LinkId) {
+        if self.links.get(link).is_some() {
+            self.links.open(link);
+            let state = self.links.entry(link.clone()).or_default();
+            state.held = None;
+            state.replaced = state.flight.is_some();
+            self.links.close(link, false);
+        }
+        self.links.sweep(now, &self.config);
     }
 
     /// A driver served `link`'s held token from its own copy of
@@ -167,9 +234,9 @@ impl Machine {
         if self.callers.contains_key(&caller) {
             return Err(InputError::CallerAlreadyWaiting(caller));
         }
-        self.links.open(&link, &self.config);
+        self.links.open(&link);
         self.request_open(now, caller, &link);
-        self.links.close(&link, &self.config, true);
+        self.links.close(&link, true);
         Ok(())
     }
 
@@ -177,11 +244,7 @@ impl Machine {
     fn request_open(&mut self, now: Timestamp, caller: CallerId, link: &LinkId) {
         let link = link.clone();
         let state = self.links.entry(link.clone()).or_default();
-        if let Some(grant) = state
-            .held
-            .as_ref()
-            .filter(|g| self.config.is_live(g.expires_at, now))
-        {
+        if let Some(grant) = state.held.as_ref().filter(|_| now < state.held_until) {
             let result = Ok(grant.clone());
             self.outbox.push_back(Effect::Answer {
                 caller,
@@ -230,7 +293,7 @@ impl Machine {
 
     fn timers_expired(&mut self, now: Timestamp) {
         for link in self.links.due(now) {
-            self.links.open(&link, &self.config);
+            self.links.open(&link);
             let flight = *self.take_flight(&link);
             let Step::Waiting { then, .. } = flight.step else {
                 unreachable!("filtered on Waiting")
@@ -253,7 +316,7 @@ impl Machine {
                 }
             };
             self.advance(&link, flight.waiters, next);
-            self.links.close(&link, &self.config, false);
+            self.links.close(&link, false);
         }
     }
 
@@ -274,11 +337,11 @@ impl Machine {
         check_fits(step, &input)
             .map_err(|expected| InputError::MismatchedResult { id, expected })?;
         self.release_id(id);
-        self.links.open(&link, &self.config);
+        self.links.open(&link);
         let Flight { waiters, step } = *self.take_flight(&link);
         let next = self.step(&link, now, step, input);
         self.advance(&link, waiters, next);
-        self.links.close(&link, &self.config, false);
+        self.links.close(&link, false);
         Ok(())
     }
 
@@ -351,7 +414,7 @@ impl Machine {
                     // way (a paused process) is refused for its age, which
                     // says nothing about the refresh: start over.
                     ValidationOutcome::Invalid { .. }
-                        if !self.config.is_live(grant.expires_at, now) =>
+                        if now >= self.serve_until(link, grant.expires_at) =>
                     {
                         let id = self.read(link);
                         Next::Continue(Step::Reading {
@@ -396,10 +459,29 @@ impl Machine {
     }
 
     fn finish(&mut self, link: &LinkId, waiters: Vec<CallerId>, result: Answer) {
+        let until = result.as_ref().map_or(Timestamp::default(), |g| {
+            self.serve_until(link, g.expires_at)
+        });
         let state = self.links.entry(link.clone()).or_default();
         state.flight = None;
+        if std::mem::take(&mut state.replaced) {
+            // An enrolment replaced the row during this flight: its result
+            // may be the older family's. Serve the waiters from the row as
+            // it is now, and hold nothing from before.
+            if !waiters.is_empty() {
+                let id = self.read(link);
+                let step = Step::Reading {
+                    id,
+                    purpose: ReadPurpose::Fresh,
+                };
+                self.links.entry(link.clone()).or_default().flight =
+                    Some(Box::new(Flight { waiters, step }));
+            }
+            return;
+        }
         if let Ok(grant) = &result {
             state.held = Some(grant.clone());
+            state.held_until = until;
         }
         self.answer_all(link, waiters, &result);
     }

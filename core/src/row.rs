@@ -7,6 +7,7 @@
 //! against these functions.
 
 use crate::ids::OwnerId;
+use crate::io::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::time::Timestamp;
 
@@ -206,6 +207,22 @@ impl StoredLink {
         update.refresh_token.apply_to(&mut self.refresh_token);
         update.failure.apply_to(&mut self.failure);
         update.lease.apply_to(&mut self.lease);
+    }
+
+    /// The row an enrolment writes (the reference semantics of
+    /// [`LinkStore::enroll`](crate::driver::LinkStore::enroll)): the fresh
+    /// pair from the authorization-code exchange, no cached failure (it
+    /// described the old refresh token) and **no lease** (a lease names the
+    /// token it guards; the old one's holder cannot write over the new pair
+    /// anyway, and replicas may refresh the new pair at once). A pair
+    /// without a refresh token (a provider that issues none) stores none.
+    pub fn enrolled(pair: TokenSet) -> StoredLink {
+        StoredLink {
+            access: Some(pair.access),
+            refresh_token: pair.refresh_token,
+            failure: None,
+            lease: None,
+        }
     }
 
     /// The reference semantics of a store's compare-and-swap on a row that

@@ -278,11 +278,7 @@ impl Machine {
                 if let Some(flight) = &state.flight {
                     return Some(Stage::of_step(&flight.step));
                 }
-                if state
-                    .held
-                    .as_ref()
-                    .is_some_and(|g| self.config.is_live(g.expires_at, now))
-                {
+                if state.held.is_some() && now < state.held_until {
                     return Some(Stage::HoldingLiveToken);
                 }
                 if state.quiet_until.is_some_and(|until| now < until) {

@@ -86,7 +86,7 @@ impl Script {
     fn feed(&mut self, input: Input) -> Vec<Effect> {
         self.machine.handle_input(self.now, input).unwrap();
         // Every branch below also keeps the link table's indexes right.
-        self.machine.links.assert_consistent(&self.machine.config);
+        self.machine.links.assert_consistent();
         std::iter::from_fn(|| self.machine.poll_output()).collect()
     }
 
@@ -1183,6 +1183,11 @@ fn errors_say_what_to_do_and_never_show_tokens() {
     assert!(texts[0].starts_with("re-authentication required"));
     assert!(texts[1].contains("retry after 3s"));
     assert!(texts[2].starts_with("temporary failure"));
+    assert!(texts.iter().all(|t| !t.contains('\n')), "one line each");
     let effect = answer(1, Ok(live("gho_secret_text")));
     assert!(!format!("{effect:?}").contains("secret_text"));
 }
+
+mod enrolment;
+mod errors;
+mod short_lived;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use baton_core::driver::{LinkStore, TokenEndpoint};
 use baton_core::{
-    CasOutcome, ExchangeOutcome, LinkId, RefreshToken, StoreFailure, StoredLink, Timestamp, Write,
+    CasOutcome, ExchangeOutcome, LinkId, RefreshToken, StoreFailure, StoredLink, Timestamp,
+    TokenSet, Write,
 };
 
 use crate::{FakeProvider, InMemoryStore, ProviderFault};
@@ -39,6 +40,11 @@ impl SharedStore {
 impl LinkStore for SharedStore {
     async fn read(&self, link: &LinkId) -> Result<Option<StoredLink>, StoreFailure> {
         lock(&self.0).read(link)
+    }
+
+    async fn enroll(&self, link: &LinkId, pair: &TokenSet) -> Result<(), StoreFailure> {
+        lock(&self.0).insert(link.clone(), StoredLink::enrolled(pair.clone()));
+        Ok(())
     }
 
     async fn compare_and_swap(

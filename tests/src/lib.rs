@@ -2,3 +2,17 @@
 //! databases on the machine's server.
 
 pub mod pg;
+
+/// An error and every `source()` under it, joined with `: `: what a
+/// service's error reporter prints, so tests can check none of it holds
+/// token text.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
+}

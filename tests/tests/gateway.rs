@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::driver::LinkStore;
 use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};
@@ -270,7 +269,7 @@ async fn a_504_after_the_idp_consumed_the_token_asks_for_reauthentication_and_re
     assert_eq!(world.idp.requests()[before].status, 504);
     for answer in &answers {
         assert!(is_reauth_outcome_unknown(answer), "round 2: {answer:?}");
-        world.assert_no_token_in(&answer.as_ref().unwrap_err().to_string());
+        world.assert_no_token_in(&baton_tests::error_chain(answer.as_ref().unwrap_err()));
     }
     let stored = world.stored().await;
     assert_eq!(stored.refresh_token, Some(presented.clone()), "kept");
@@ -322,7 +321,7 @@ async fn after_a_504_one_replica_never_presents_the_token_again() {
     world.idp.push_fault(IdpFault::ConsumeThen { status: 504 });
     let answer = replica.access_token(&world.link).await;
     assert!(is_reauth_outcome_unknown(&answer), "{answer:?}");
-    world.assert_no_token_in(&answer.unwrap_err().to_string());
+    world.assert_no_token_in(&baton_tests::error_chain(&answer.unwrap_err()));
     replica.settled().await;
 
     for _ in 0..3 {

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::driver::LinkStore;
 use baton_core::http::HttpTokenEndpoint;
 use baton_core::postgres::PgStore;
 use baton_core::refresher::{wall_clock, Refresher};
@@ -294,7 +293,7 @@ async fn postgres_connections_killed_between_exchange_and_write() {
         Ok(_) => eprintln!("killed connections: the caller was served (the pool reconnected)"),
         Err(error) => {
             eprintln!("killed connections: the caller got a temporary error: {error}");
-            let text = error.to_string();
+            let text = baton_tests::error_chain(error);
             stack.assert_no_secret_in(&text);
             assert!(
                 matches!(error, RefreshError::Temporary(_)),
@@ -335,7 +334,7 @@ async fn an_idp_503_is_an_unknown_outcome_by_default() {
             ),
             "{error}"
         );
-        stack.assert_no_secret_in(&error.to_string());
+        stack.assert_no_secret_in(&baton_tests::error_chain(&error));
         replica.settled().await;
     }
     assert_eq!(stack.idp.presentations_of(&stack.first_refresh), 1);
@@ -368,7 +367,7 @@ async fn an_idp_503_is_temporary_when_configured_to_retry_server_errors() {
     let replica = stack.replica(baton_core::Machine::new(config)).await;
     let error = replica.access_token(&stack.link).await.unwrap_err();
     assert!(matches!(error, RefreshError::Temporary(_)), "{error}");
-    stack.assert_no_secret_in(&error.to_string());
+    stack.assert_no_secret_in(&baton_tests::error_chain(&error));
     replica.settled().await;
     let stored = stack.stored().await;
     assert_eq!(stored.refresh_token, Some(stack.first_refresh.clone()));
@@ -436,7 +435,7 @@ async fn garbage_and_oversized_bodies_are_clear_temporary_errors() {
     for fault in [IdpFault::Garbage, IdpFault::Oversized] {
         stack.idp.push_fault(fault);
         let error = replica.access_token(&stack.link).await.unwrap_err();
-        let text = error.to_string();
+        let text = baton_tests::error_chain(&error);
         assert!(matches!(error, RefreshError::Temporary(_)), "{text}");
         stack.assert_no_secret_in(&text);
         replica.settled().await;

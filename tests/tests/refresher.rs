@@ -387,3 +387,23 @@ fn the_hot_path_stops_at_the_margin_even_when_the_runtime_is_starved() {
     }
     assert_eq!(provider.with(|p| p.rotations(&link)), 1);
 }
+
+/// Tokens that live no longer than the expiry margin (30 s, as long as the
+/// default 30 s) are served for half their life, not refreshed on every
+/// call.
+#[tokio::test]
+async fn short_lived_tokens_are_served_not_refreshed_on_every_call() {
+    let link = LinkId::new("test-tenant", "octocat");
+    let mut provider = FakeProvider::new(ProviderModel::SingleUse, Duration::from_secs(30));
+    let issued = provider.enroll(&link, "", wall_clock() - HOUR);
+    let mut store = InMemoryStore::new();
+    store.insert(link.clone(), StoredLink::enrolled(issued));
+    let provider = SharedProvider::new(provider);
+    let config = Config::builder(OwnerId::generate("test")).build().unwrap();
+    let refresher = Refresher::new(config, SharedStore::new(store), provider.clone());
+    let first = refresher.access_token(&link).await.unwrap();
+    for _ in 0..10 {
+        assert_eq!(refresher.access_token(&link).await.unwrap(), first);
+    }
+    assert_eq!(provider.with(|p| p.rotations(&link)), 1);
+}

@@ -21,7 +21,8 @@ use baton_core::driver::LinkStore;
 use baton_core::postgres::PgStore;
 use baton_core::{
     AccessGrant, AccessToken, CachedFailure, CasOutcome, Change, Expect, Guard, Lease, LinkId,
-    OwnerId, RefreshToken, StoreFailure, StoredLink, Timestamp, Update, Write, WriteIntent,
+    OwnerId, RefreshToken, StoreFailure, StoredLink, Timestamp, TokenSet, Update, Write,
+    WriteIntent,
 };
 use baton_fakes::{InMemoryStore, StoreFault};
 
@@ -53,6 +54,12 @@ impl MemStore {
 impl LinkStore for MemStore {
     async fn read(&self, link: &LinkId) -> Result<Option<StoredLink>, StoreFailure> {
         self.lock().read(link)
+    }
+
+    async fn enroll(&self, link: &LinkId, pair: &TokenSet) -> Result<(), StoreFailure> {
+        self.lock()
+            .insert(link.clone(), StoredLink::enrolled(pair.clone()));
+        Ok(())
     }
 
     async fn compare_and_swap(
@@ -140,6 +147,7 @@ contract!(
     rows_are_isolated_per_link,
     store_failures_never_contain_token_text,
     matches_the_reference_semantics,
+    enrolment_creates_or_replaces_the_whole_row,
 );
 
 // ---------------------------------------------------------------------------
@@ -284,6 +292,37 @@ fn assert_lost(outcome: CasOutcome, expected: &Option<StoredLink>) {
 
 // ---------------------------------------------------------------------------
 // The contract.
+
+/// The OAuth callback's write: the only one that creates a row, and the
+/// only unconditional one. It leaves exactly [`StoredLink::enrolled`],
+/// whatever was there (a lease, a cached failure, an older family), after
+/// which the older family's writes lose.
+async fn enrolment_creates_or_replaces_the_whole_row<S: Harness>(store: &S) {
+    let link = github();
+    let pair = TokenSet {
+        access: grant("A-new", 5_000),
+        refresh_token: Some(rt("R-new")),
+    };
+    store.enroll(&link, &pair).await.expect("enrolling");
+    assert_eq!(
+        read(store, &link).await,
+        Some(StoredLink::enrolled(pair.clone()))
+    );
+
+    let mut busy = row("R-old");
+    busy.failure = Some(CachedFailure::OutcomeUnknown);
+    busy.lease = Some(lease("replica-a", "R-old", 9_000));
+    store.seed(&link, &busy).await;
+    store.enroll(&link, &pair).await.expect("re-linking");
+    let enrolled = StoredLink::enrolled(pair);
+    assert_eq!(read(store, &link).await, Some(enrolled.clone()));
+    // The older family's success write, guarded on the token it presented,
+    // now loses and reports the new row.
+    assert_eq!(
+        cas(store, &link, &rotate("R-old", "R-old-2")).await,
+        CasOutcome::Lost(Some(enrolled))
+    );
+}
 
 async fn read_of_a_missing_row_is_none<S: Harness>(store: &S) {
     assert_eq!(read(store, &github()).await, None);
@@ -1452,6 +1491,24 @@ mod postgres_only {
     }
 
     /// Enrolment replaces, deletion removes, and `Debug` shows no row.
+    /// The pool builder needs no sqlx of the service's own: the options
+    /// are re-exported, and `connect_with` migrates.
+    #[tokio::test]
+    async fn connect_with_reexported_pool_options() {
+        let Some(db) = scratch_database("baton_connect_with").await else {
+            return;
+        };
+        let options = baton_core::postgres::PgPoolOptions::new().max_connections(2);
+        let store = PgStore::connect_with(options, db.url())
+            .await
+            .expect("connecting and migrating");
+        assert_eq!(store.pool().options().get_max_connections(), 2);
+        store.seed(&github(), &row("R0")).await;
+        assert_eq!(read(&store, &github()).await, Some(row("R0")));
+        store.pool().close().await;
+        db.cleanup().await;
+    }
+
     #[tokio::test]
     async fn insert_replaces_and_delete_removes() {
         let Some(db) = scratch_database("baton_insert_delete").await else {

@@ -96,6 +96,12 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Work<R, M> {
 
     /// Feeds the effect's result back to the machine.
     pub fn finish(self, result: Input) {
+        #[cfg(feature = "metrics")]
+        if let (Effect::Exchange { link, .. }, Input::ExchangeFinished { outcome, .. }) =
+            (&self.effect, &result)
+        {
+            super::metrics::exchanged(link, outcome);
+        }
         self.coordinator.feed_result(result, true);
     }
 }
@@ -128,6 +134,8 @@ struct State<M, P> {
     /// The earliest wake-up the runtime was asked for and has not yet
     /// delivered; a later timeout needs no new wake-up.
     armed: Option<Timestamp>,
+    #[cfg(feature = "metrics")]
+    meter: super::metrics::Meter,
 }
 
 /// What one turn of the machine produced, acted on after the lock is
@@ -150,12 +158,35 @@ impl<P> Outbox<P> {
 
 impl<M: RefreshMachine, P> State<M, P> {
     fn feed(&mut self, now: Timestamp, input: Input, out: &mut Outbox<P>) {
+        #[cfg(feature = "metrics")]
+        {
+            if matches!(input, Input::TimerExpired) {
+                self.meter.waited();
+            }
+            self.meter.input(&input);
+        }
         if let Err(error) = self.machine.handle_input(now, input) {
             // Every input comes from this module or from a runtime carrying
             // out an effect the machine emitted: a refusal is a bug here.
             panic!("baton coordinator fed the machine an input it refused: {error}");
         }
+        self.drain(out);
+    }
+
+    /// Hands what the machine decided to the outbox, and arms its timer.
+    fn drain(&mut self, out: &mut Outbox<P>) {
+        // Callers answered in this step, per link (almost always one link).
+        #[cfg(feature = "metrics")]
+        let mut answered: Vec<(LinkId, usize)> = Vec::new();
         while let Some(effect) = self.machine.poll_output() {
+            #[cfg(feature = "metrics")]
+            match &effect {
+                Effect::Answer { link, .. } => match answered.iter_mut().find(|(l, _)| l == link) {
+                    Some((_, n)) => *n += 1,
+                    None => answered.push((link.clone(), 1)),
+                },
+                io => self.meter.effect(io),
+            }
             match effect {
                 Effect::Answer { caller, result, .. } => {
                     // Absent when the caller went away after the machine
@@ -169,6 +200,10 @@ impl<M: RefreshMachine, P> State<M, P> {
                     out.work.push(io);
                 }
             }
+        }
+        #[cfg(feature = "metrics")]
+        for (link, count) in &answered {
+            super::metrics::Meter::answers(link, *count);
         }
         self.arm(out);
     }
@@ -194,6 +229,8 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
                 next_caller: 0,
                 in_flight: 0,
                 armed: None,
+                #[cfg(feature = "metrics")]
+                meter: Default::default(),
             }),
             epoch: AtomicU64::new(0),
         })
@@ -272,6 +309,22 @@ impl<R: Runtime, M: RefreshMachine + Send + 'static> Coordinator<R, M> {
             caller,
             answered: false,
         }
+    }
+
+    /// Tells the machine that `link`'s row was replaced by an enrolment
+    /// (see [`RefreshMachine::link_replaced`]). Call it after the store
+    /// write: from then on no request is answered with a token this
+    /// process held from before.
+    pub fn link_replaced(self: &Arc<Self>, link: &LinkId) {
+        let mut out = Outbox::new();
+        self.state.with(|s| {
+            let now = self.runtime.now();
+            s.machine.link_replaced(now, link);
+            s.drain(&mut out);
+            // Invalidates every hot-path copy of the forgotten token.
+            self.bump();
+        });
+        self.deliver(out);
     }
 
     /// Feeds the result of an effect the runtime carried out.

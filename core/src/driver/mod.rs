@@ -20,6 +20,8 @@
 //! that turns an I/O effect into the input that answers it through them.
 
 mod coordinator;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod ports;
 
 pub use coordinator::{Coordinator, Lock, Reply, Runtime, Ticket, Work};

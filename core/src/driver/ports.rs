@@ -7,7 +7,7 @@ use std::future::Future;
 
 use crate::{
     AccessToken, CasOutcome, Effect, ExchangeOutcome, Input, LinkId, RefreshToken, StoreFailure,
-    StoredLink, Timestamp, ValidationOutcome, Write,
+    StoredLink, Timestamp, TokenSet, ValidationOutcome, Write,
 };
 
 /// Where links live: one row per (provider, user), shared by every replica.
@@ -30,6 +30,22 @@ pub trait LinkStore: Send + Sync + 'static {
         link: &LinkId,
         write: &Write,
     ) -> impl Future<Output = Result<CasOutcome, StoreFailure>> + Send;
+
+    /// Enrols `link` with a fresh `pair` from the OAuth callback's
+    /// authorization-code exchange: replaces the link's row with
+    /// [`StoredLink::enrolled`]`(pair)`, inserting it if there is none.
+    ///
+    /// The one unconditional write a store makes, and the only one that
+    /// creates a row. It is safe against refreshes in flight on any replica
+    /// because every write the machine makes is a compare-and-swap guarded
+    /// on the refresh token it read: once the new pair is in the row, a
+    /// write of the older family loses, and the flight adopts the new row.
+    /// A failure means the row may or may not have been replaced.
+    fn enroll(
+        &self,
+        link: &LinkId,
+        pair: &TokenSet,
+    ) -> impl Future<Output = Result<(), StoreFailure>> + Send;
 }
 
 /// The provider: its token endpoint, and optionally an API call that tells

@@ -35,14 +35,17 @@ impl Machine {
             attempts: 0,
         };
         match outcome {
-            ExchangeOutcome::Issued(issued) => self.persist(
-                link,
-                Persist {
-                    presented: presented.clone(),
-                    issued,
-                    attempts: 1,
-                },
-            ),
+            ExchangeOutcome::Issued(issued) => {
+                self.learn_lifetime(link, now, issued.access.expires_at);
+                self.persist(
+                    link,
+                    Persist {
+                        presented: presented.clone(),
+                        issued,
+                        attempts: 1,
+                    },
+                )
+            }
             ExchangeOutcome::Rejected { reason } => {
                 let id = self.read(link);
                 Next::Continue(Step::Reading {

@@ -241,7 +241,7 @@ impl Machine {
         let decided = if let Some(grant) = row
             .access
             .as_ref()
-            .filter(|g| self.config.is_live(g.expires_at, now))
+            .filter(|g| now < self.serve_until(link, g.expires_at))
         {
             Some(Ok(grant.clone()))
         } else if row.refresh_token.is_none() {

@@ -51,6 +51,9 @@ pub(crate) const SWEEP_PER_INPUT: usize = 64;
 pub(crate) struct LinkState {
     /// The access token this process last handed out: the hot path.
     pub(crate) held: Option<AccessGrant>,
+    /// Until when (exclusive) `held` is served: its expiry less the margin
+    /// that applied when it was taken (see [`Config::margin_for`]).
+    pub(crate) held_until: Timestamp,
     /// The provider rate-limited us until then: new callers are told to
     /// retry without asking the store or the provider.
     pub(crate) quiet_until: Option<Timestamp>,
@@ -60,6 +63,11 @@ pub(crate) struct LinkState {
     /// The refresh in progress, if any. Boxed: most links have none, and
     /// inline it would triple the size of every link's entry.
     pub(crate) flight: Option<Box<Flight>>,
+    /// The row was replaced by an enrolment while `flight` was under way
+    /// ([`Machine::link_replaced`](crate::Machine::link_replaced)): what
+    /// the flight ends with may belong to the older family, so its waiters
+    /// are served by a fresh read instead. Only ever set with a flight.
+    pub(crate) replaced: bool,
     /// The link's place in `Links::idle`, if it is there. Only the order of
     /// these numbers means anything, so it is left out of equality and
     /// hashing; [`Links`] compares the order itself.
@@ -69,9 +77,11 @@ pub(crate) struct LinkState {
 impl PartialEq for LinkState {
     fn eq(&self, other: &Self) -> bool {
         self.held == other.held
+            && self.held_until == other.held_until
             && self.quiet_until == other.quiet_until
             && self.reusable_lease == other.reusable_lease
             && self.flight == other.flight
+            && self.replaced == other.replaced
     }
 }
 
@@ -80,9 +90,11 @@ impl Eq for LinkState {}
 impl Hash for LinkState {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.held.hash(state);
+        self.held_until.hash(state);
         self.quiet_until.hash(state);
         self.reusable_lease.hash(state);
         self.flight.hash(state);
+        self.replaced.hash(state);
     }
 }
 
@@ -98,13 +110,9 @@ impl LinkState {
     }
 
     /// The first instant at which the sweep has something to drop here.
-    fn expires_at(&self, config: &Config) -> Option<Timestamp> {
-        // `is_live` is `now + margin < expires_at`: from this instant on it
-        // is false (both sides saturate alike).
-        let dead = self
-            .held
-            .as_ref()
-            .map(|g| g.expires_at - config.expiry_margin);
+    fn expires_at(&self) -> Option<Timestamp> {
+        // A held token is served while `now < held_until`.
+        let dead = self.held.as_ref().map(|_| self.held_until);
         match (dead, self.quiet_until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -127,12 +135,8 @@ impl LinkState {
     }
 
     /// Drops what has run out at `now`.
-    fn expire(&mut self, now: Timestamp, config: &Config) {
-        if self
-            .held
-            .as_ref()
-            .is_some_and(|g| !config.is_live(g.expires_at, now))
-        {
+    fn expire(&mut self, now: Timestamp) {
+        if self.held.is_some() && now >= self.held_until {
             self.held = None;
         }
         if self.quiet_until.is_some_and(|until| until <= now) {
@@ -238,14 +242,14 @@ impl Links {
     }
 
     /// Takes `link` out of the indexes before an input changes its state.
-    pub(crate) fn open(&mut self, link: &LinkId, config: &Config) {
+    pub(crate) fn open(&mut self, link: &LinkId) {
         let Some(state) = self.map.get(link) else {
             return;
         };
         if let Some(at) = state.wake_at() {
             self.wakes.remove(&(at, link.clone()));
         }
-        if let Some(at) = state.expires_at(config) {
+        if let Some(at) = state.expires_at() {
             self.expiries.remove(&(at, link.clone()));
         }
         if state.flight.is_some() {
@@ -256,7 +260,7 @@ impl Links {
     /// Puts `link` back into the indexes after an input changed its state,
     /// or forgets it if nothing is left. `used`: a caller asked for it, so
     /// it becomes the most recently used of the idle links.
-    pub(crate) fn close(&mut self, link: &LinkId, config: &Config, used: bool) {
+    pub(crate) fn close(&mut self, link: &LinkId, used: bool) {
         let Some(state) = self.map.get_mut(link) else {
             return;
         };
@@ -282,7 +286,7 @@ impl Links {
         if let Some(at) = state.wake_at() {
             self.wakes.insert((at, link.clone()));
         }
-        if let Some(at) = state.expires_at(config) {
+        if let Some(at) = state.expires_at() {
             self.expiries.insert((at, link.clone()));
         }
         if state.flight.is_some() {
@@ -316,11 +320,11 @@ impl Links {
             if at > now {
                 break;
             }
-            self.open(&link, config);
+            self.open(&link);
             if let Some(state) = self.map.get_mut(&link) {
-                state.expire(now, config);
+                state.expire(now);
             }
-            self.close(&link, config, false);
+            self.close(&link, false);
         }
         self.bound(config);
     }
@@ -332,12 +336,12 @@ impl Links {
             let Some((_, link)) = self.idle.pop_first() else {
                 break;
             };
-            self.open(&link, config);
+            self.open(&link);
             if let Some(state) = self.map.get_mut(&link) {
                 state.used = None;
                 state.held = None;
             }
-            self.close(&link, config, false);
+            self.close(&link, false);
         }
     }
 }
@@ -345,7 +349,7 @@ impl Links {
 #[cfg(test)]
 impl Links {
     /// Panics unless every index is what a scan of the states gives.
-    pub(crate) fn assert_consistent(&self, config: &Config) {
+    pub(crate) fn assert_consistent(&self) {
         use std::collections::BTreeSet;
         let wakes: BTreeSet<_> = self
             .map
@@ -360,7 +364,7 @@ impl Links {
         let expiries: BTreeSet<_> = self
             .map
             .iter()
-            .filter_map(|(l, s)| Some((s.expires_at(config)?, l.clone())))
+            .filter_map(|(l, s)| Some((s.expires_at()?, l.clone())))
             .collect();
         assert_eq!(
             self.expiries.iter().cloned().collect::<BTreeSet<_>>(),

@@ -59,7 +59,7 @@ fn leased_row(until: Timestamp) -> StoredLink {
 /// Feeds one input and checks the indexes against a scan.
 fn feed(m: &mut Machine, now: Timestamp, input: Input) -> Vec<Effect> {
     m.handle_input(now, input).unwrap();
-    m.links.assert_consistent(&m.config);
+    m.links.assert_consistent();
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 
@@ -301,11 +301,11 @@ fn a_token_served_from_a_drivers_copy_counts_as_used_for_the_bound() {
     // Link 0 served by a driver's hot path (no input): now the most recent.
     let before = hash(&m);
     m.served_cached(&link(0));
-    m.links.assert_consistent(&m.config);
+    m.links.assert_consistent();
     assert_ne!(hash(&m), before, "the eviction order changed");
     // Links holding no token are left alone.
     m.served_cached(&link(7));
-    m.links.assert_consistent(&m.config);
+    m.links.assert_consistent();
     fetch(&mut m, NOW, 3, link(3), live_row(until));
     let held: Vec<bool> = (0..4)
         .map(|i| m.live_token(&link(i), NOW).is_some())

@@ -29,7 +29,7 @@
 //! # async fn demo<S: baton_core::driver::LinkStore, E: baton_core::driver::TokenEndpoint>(store: S, endpoint: E) {
 //! use baton_core::{refresher::Refresher, Config, LinkId, OwnerId};
 //!
-//! let config = Config::builder(OwnerId::new("replica-a")).build().unwrap();
+//! let config = Config::builder(OwnerId::generate("api")).build().unwrap();
 //! let refresher = Refresher::new(config, store, endpoint);
 //! let token = refresher.access_token(&LinkId::new("github", "octocat")).await;
 //! # }
@@ -39,8 +39,9 @@ mod clock;
 mod hot;
 mod runtime;
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -49,7 +50,8 @@ use tracing::Instrument;
 
 use crate::driver::{Coordinator, LinkStore, TokenEndpoint};
 use crate::{
-    AccessGrant, Config, LinkId, Machine, RefreshError, RefreshMachine, TemporaryReason, Timestamp,
+    AccessGrant, Config, LinkId, Machine, RefreshError, RefreshMachine, StoreFailure,
+    TemporaryReason, Timestamp, TokenSet,
 };
 
 pub use clock::wall_clock;
@@ -67,6 +69,47 @@ pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 
     /// The clock the hot path compares expiries with, ticked by a thread
     /// of its own (see [`clock`]).
     coarse_clock: Arc<CoarseClock>,
+    /// Warns about short-lived tokens; `None` when the machine's margin is
+    /// not known (a machine other than baton's).
+    short_lived: Option<ShortLivedWarning>,
+}
+
+/// One `tracing` warning per link whose tokens live no longer than the
+/// expiry margin (see [`crate::SHORT_LIVED_SERVED_FRACTION`]): the machine
+/// serves them for half their life, which is correct but costs a refresh
+/// every half-lifetime, and usually means the margin is set too high for
+/// this provider.
+struct ShortLivedWarning {
+    margin: Duration,
+    /// The links already warned about. Grows only with links whose provider
+    /// issues short-lived tokens; checked only on the slow path.
+    warned: Mutex<HashSet<LinkId>>,
+}
+
+impl ShortLivedWarning {
+    fn check(&self, link: &LinkId, grant: &AccessGrant, now: Timestamp) {
+        let left = grant.expires_at.saturating_since(now);
+        if left > self.margin {
+            return;
+        }
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(link.clone());
+        if first {
+            tracing::warn!(
+                provider = link.provider(),
+                user = link.user(),
+                left_ms = left.as_millis() as u64,
+                expiry_margin_ms = self.margin.as_millis() as u64,
+                "access tokens for this link live no longer than the expiry margin: each is \
+                 served for the first half of its life, then refreshed; lower expiry_margin \
+                 below the provider's token lifetime (keeping it above the clock skew between \
+                 replicas) to refresh less often"
+            );
+        }
+    }
 }
 
 impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
@@ -75,7 +118,13 @@ impl<S: LinkStore, E: TokenEndpoint> Refresher<S, E> {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn new(config: Config, store: S, endpoint: E) -> Self {
-        Refresher::with_machine(Machine::new(config), store, endpoint)
+        let margin = config.expiry_margin();
+        let mut refresher = Refresher::with_machine(Machine::new(config), store, endpoint);
+        refresher.short_lived = Some(ShortLivedWarning {
+            margin,
+            warned: Mutex::default(),
+        });
+        refresher
     }
 }
 
@@ -106,6 +155,7 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             coordinator: Coordinator::new(runtime, machine),
             hot: HotCache::default(),
             coarse_clock: CoarseClock::start(clock),
+            short_lived: None,
         }
     }
 
@@ -143,6 +193,8 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
             outcome = tracing::field::Empty,
         );
         async {
+            #[cfg(feature = "metrics")]
+            let started = std::time::Instant::now();
             let (sender, receiver) = oneshot::channel();
             let ticket = self.coordinator.request(link.clone(), OneshotReply(sender));
             let answer = match receiver.await {
@@ -161,15 +213,68 @@ impl<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 'static> Refresh
                     ))
                 }
             };
+            #[cfg(feature = "metrics")]
+            crate::driver::metrics::refresh_duration(
+                link,
+                started.elapsed().as_secs_f64(),
+                answer.is_ok(),
+            );
             let span = tracing::Span::current();
             match &answer {
-                Ok(_) => span.record("outcome", "token"),
+                Ok(grant) => {
+                    if let Some(warning) = &self.short_lived {
+                        warning.check(link, grant, (self.coordinator.runtime().clock)());
+                    }
+                    span.record("outcome", "token")
+                }
                 Err(error) => span.record("outcome", tracing::field::display(error)),
             };
             answer
         }
         .instrument(span)
         .await
+    }
+
+    /// Enrols `link` with the `pair` the OAuth callback's
+    /// authorization-code exchange returned: the one call a callback needs.
+    /// Works on a fresh database (it creates the row) and for a re-link
+    /// (it replaces the row).
+    ///
+    /// It writes [`StoredLink::enrolled`](crate::StoredLink::enrolled)
+    /// through [`LinkStore::enroll`] — the pair, no cached failure, no
+    /// lease — and then tells this process's machine
+    /// ([`Machine::link_replaced`]).
+    ///
+    /// # Against a refresh in flight
+    ///
+    /// The fresh pair wins, on every replica:
+    ///
+    /// - **The store never goes back to the older family.** Every write a
+    ///   refresh makes is a compare-and-swap guarded on the refresh token it
+    ///   read. Once the pair is stored, an exchange of the old token that
+    ///   completes anyway loses its write and adopts the new row; so does a
+    ///   cached failure or a lease release. The old family stays live at the
+    ///   provider but is never stored again (the simulator's `relink`
+    ///   scenarios check this for every interleaving).
+    /// - **No request made after `enroll` returns is answered from the
+    ///   older family by this process**: its held token is forgotten (and
+    ///   every thread's hot-path copy with it), and callers waiting on a
+    ///   refresh that was in flight are answered from a fresh read of the
+    ///   row instead of that refresh's result.
+    /// - Other replicas learn of the new pair from the store when their
+    ///   held token of the older family reaches the expiry margin; until
+    ///   then they may still hand it out (it still works: the provider did
+    ///   not revoke the old family).
+    ///
+    /// A failure means the row may or may not have been replaced: the
+    /// callback should report it and may call `enroll` again (the write is
+    /// idempotent). Dropping the future may leave the row written and this
+    /// process's memory not yet told; call again.
+    pub async fn enroll(&self, link: &LinkId, pair: TokenSet) -> Result<(), StoreFailure> {
+        let written = self.coordinator.runtime().store.enroll(link, &pair).await;
+        // Even a failed write may have landed: forgetting costs one read.
+        self.coordinator.link_replaced(link);
+        written
     }
 
     /// Runs `f` on the machine, under its lock: for inspection and tests.

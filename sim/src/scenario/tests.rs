@@ -66,7 +66,7 @@ fn errors_name_file_line_and_column() {
     assert!(e.contains("line 5") && e.contains("singel_use"), "{e}");
     let bad_timing = format!("{GOOD}\n[timing]\nlease_secs = 5\n");
     let e = err(&bad_timing);
-    assert!(e.contains("exchange timeout"), "{e}");
+    assert!(e.contains("exchange_timeout"), "{e}");
 }
 
 const MATRIX: &str = r#"

@@ -1,0 +1,150 @@
+//! Decoding: a row of `baton_links` to a [`StoredLink`], refusing rows
+//! whose columns contradict each other (possible only if the schema's
+//! constraints were dropped) with a failure naming the column, never its
+//! value.
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use crate::{
+    AccessGrant, AccessToken, CachedFailure, Lease, LinkId, OwnerId, RefreshToken, StoreFailure,
+    StoredLink, Timestamp,
+};
+
+use super::failure::{Certainty, Doing};
+use super::sql::{OUTCOME_UNKNOWN, REJECTED};
+
+/// Why a row could not be turned into a [`StoredLink`]. Never holds a
+/// column's value.
+#[derive(Debug)]
+pub(super) enum Undecodable {
+    /// sqlx could not read the column (missing, or of another type).
+    Column { column: &'static str },
+    /// The row's columns contradict each other or the schema.
+    Inconsistent {
+        column: &'static str,
+        problem: &'static str,
+    },
+}
+
+impl Undecodable {
+    pub(super) fn failure(self, link: &LinkId, doing: Doing) -> StoreFailure {
+        let problem = match self {
+            Undecodable::Column { column } => {
+                format!("column {column} is missing or not of the type baton's migration gives it")
+            }
+            Undecodable::Inconsistent { column, problem } => format!("column {column} {problem}"),
+        };
+        StoreFailure {
+            reason: format!(
+                "postgres: the baton_links row for {link} is inconsistent ({problem}) while {}{}",
+                doing.verb(),
+                doing.suffix(Certainty::Unknown),
+            ),
+        }
+    }
+}
+
+pub(super) fn column<'r, T>(row: &'r PgRow, name: &'static str) -> Result<T, Undecodable>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|_| Undecodable::Column { column: name })
+}
+
+pub(super) fn timestamp(millis: i64, column: &'static str) -> Result<Timestamp, Undecodable> {
+    u64::try_from(millis)
+        .map(Timestamp::from_millis)
+        .map_err(|_| Undecodable::Inconsistent {
+            column,
+            problem: "is negative",
+        })
+}
+
+pub(super) fn decode(row: &PgRow) -> Result<StoredLink, Undecodable> {
+    let access = match (
+        column::<Option<String>>(row, "access_token")?,
+        column::<Option<i64>>(row, "access_expires_at_ms")?,
+    ) {
+        (None, None) => None,
+        (Some(token), Some(expiry)) => Some(AccessGrant {
+            token: AccessToken::new(token),
+            expires_at: timestamp(expiry, "access_expires_at_ms")?,
+        }),
+        (Some(_), None) => {
+            return Err(Undecodable::Inconsistent {
+                column: "access_expires_at_ms",
+                problem: "is null while access_token is set",
+            })
+        }
+        (None, Some(_)) => {
+            return Err(Undecodable::Inconsistent {
+                column: "access_expires_at_ms",
+                problem: "is set while access_token is null",
+            })
+        }
+    };
+    let refresh_token = column::<Option<String>>(row, "refresh_token")?.map(RefreshToken::new);
+    let failure = match (
+        column::<Option<String>>(row, "failure_kind")?.as_deref(),
+        column::<Option<String>>(row, "failure_reason")?,
+    ) {
+        (None, None) => None,
+        (Some(REJECTED), Some(reason)) => Some(CachedFailure::Rejected { reason }),
+        (Some(OUTCOME_UNKNOWN), None) => Some(CachedFailure::OutcomeUnknown),
+        (None, Some(_)) => {
+            return Err(Undecodable::Inconsistent {
+                column: "failure_reason",
+                problem: "is set while failure_kind is null",
+            })
+        }
+        (Some(REJECTED), None) => {
+            return Err(Undecodable::Inconsistent {
+                column: "failure_reason",
+                problem: "is null while failure_kind is 'rejected'",
+            })
+        }
+        (Some(OUTCOME_UNKNOWN), Some(_)) => {
+            return Err(Undecodable::Inconsistent {
+                column: "failure_reason",
+                problem: "is set while failure_kind is 'outcome_unknown'",
+            })
+        }
+        (Some(_), _) => {
+            return Err(Undecodable::Inconsistent {
+                column: "failure_kind",
+                problem: "holds neither 'rejected' nor 'outcome_unknown'",
+            })
+        }
+    };
+    let lease = match (
+        column::<Option<String>>(row, "lease_owner")?,
+        column::<Option<String>>(row, "lease_presenting")?,
+        column::<Option<i64>>(row, "lease_expires_at_ms")?,
+    ) {
+        (None, None, None) => None,
+        (Some(owner), Some(presenting), Some(expiry)) => Some(Lease {
+            owner: OwnerId::new(owner),
+            presenting: RefreshToken::new(presenting),
+            expires_at: timestamp(expiry, "lease_expires_at_ms")?,
+        }),
+        (owner, presenting, _) => {
+            let column = match (owner, presenting) {
+                (None, _) => "lease_owner",
+                (_, None) => "lease_presenting",
+                _ => "lease_expires_at_ms",
+            };
+            return Err(Undecodable::Inconsistent {
+                column,
+                problem: "is null while other lease columns are set",
+            });
+        }
+    };
+    Ok(StoredLink {
+        access,
+        refresh_token,
+        failure,
+        lease,
+    })
+}
