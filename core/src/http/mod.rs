@@ -150,8 +150,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// no `expires_in`: one hour, the most common lifetime.
 pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
 
-/// The default connect timeout of the client the builder makes.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default connect timeout of the client the builder makes: well
+/// inside the machine's default 10 s exchange deadline, so that a
+/// connection that never opens is reported as not sent (`Transient`)
+/// before the deadline turns it into an unknown outcome.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How the application authenticates itself to the token endpoint. Fixed
 /// by configuration: the endpoint never tries one style and then the other
