@@ -42,7 +42,7 @@ pub struct Machine {
     short_lifetimes: SmallMap<Arc<str>, Duration>,
 }
 
-/// Equal machines behave alike; the indexes (in [`Links`] and the free
+/// Equal machines behave alike; the indexes (in `Links` and the free
 /// effect ids) follow from what is compared here.
 impl PartialEq for Machine {
     fn eq(&self, other: &Self) -> bool {
@@ -97,7 +97,7 @@ impl Machine {
     /// [`InputError`] and changes nothing.
     ///
     /// Each input that is not refused also lets the machine forget what has
-    /// run out by `now` (see [`crate::links`]): a held token no longer
+    /// run out by `now` (see the `links` module): a held token no longer
     /// live, a quiet period that is over, a link with nothing else left;
     /// and the least recently requested idle links beyond
     /// [`Config::max_held_links`].

@@ -21,7 +21,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use baton_core::http::HttpTokenEndpoint;
-use baton_core::postgres::PgStore;
+use baton_core::postgres::{PgStore, TokensAtRest};
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{AccessGrant, Config, LinkId, OwnerId, StoredLink};
 use baton_fakes::idp::FakeIdp;
@@ -152,7 +152,7 @@ fn real_stack(_: &mut Criterion) {
         let http = endpoint(&idp);
         let alone = Refresher::new(
             Config::builder(OwnerId::new("lone")).build().unwrap(),
-            PgStore::new(db.pool().clone()),
+            PgStore::new(db.pool().clone(), TokensAtRest::Plaintext),
             http.clone(),
         );
         let mut lone_latency = Duration::ZERO;
@@ -170,7 +170,7 @@ fn real_stack(_: &mut Criterion) {
         expire(&db, &link).await;
         let refresher = Arc::new(Refresher::new(
             Config::builder(OwnerId::new("herd")).build().unwrap(),
-            PgStore::new(db.pool().clone()),
+            PgStore::new(db.pool().clone(), TokensAtRest::Plaintext),
             http,
         ));
         let mut tasks = Vec::new();
@@ -220,7 +220,7 @@ fn real_stack(_: &mut Criterion) {
                         .lease_poll_interval(Duration::from_millis(20))
                         .build()
                         .unwrap(),
-                    PgStore::new(pool),
+                    PgStore::new(pool, TokensAtRest::Plaintext),
                     endpoint(&idp),
                 )));
             }
@@ -262,7 +262,7 @@ async fn seed(db: &baton_tests::pg::ScratchDb, idp: &FakeIdp, link: &LinkId) {
         refresh_token: issued.refresh_token,
         ..StoredLink::default()
     };
-    PgStore::new(db.pool().clone())
+    PgStore::new(db.pool().clone(), TokensAtRest::Plaintext)
         .insert(link, &row)
         .await
         .unwrap();

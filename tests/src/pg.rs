@@ -20,7 +20,8 @@
 //! let Some(db) = scratch_database("my_test").await else {
 //!     return; // skipped: no server, and not under CI
 //! };
-//! let store = baton_core::postgres::PgStore::new(db.pool().clone());
+//! use baton_core::postgres::{PgStore, TokensAtRest};
+//! let store = PgStore::new(db.pool().clone(), TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()));
 //! // ... test against `store` ...
 //! db.cleanup().await;
 //! # }
@@ -326,6 +327,34 @@ fn with_database(url: &str, database: &str) -> String {
         None => base,
     };
     format!("{base}/{database}{query}")
+}
+
+/// A key ring for tests: a fixed key under id `test-1`. Never use a fixed
+/// key outside tests.
+pub fn test_key_ring() -> baton_core::postgres::KeyRing {
+    baton_core::postgres::KeyRing::new("test-1", &[0x5a; 32]).expect("a valid test key")
+}
+
+/// Panics unless every token column of `baton_links` in `db` is NULL or a
+/// baton ciphertext (`bt1:<key id>:...`): the table holds no token text.
+/// Connects on its own (the test may have closed its pool).
+pub async fn assert_only_ciphertext(db: &ScratchDb) {
+    let mut connection = db.options().connect().await.expect("connecting");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT provider || '/' || user_id, c.name, c.value FROM baton_links, \
+         LATERAL (VALUES ('access_token', access_token), ('refresh_token', refresh_token), \
+                         ('lease_presenting', lease_presenting)) AS c(name, value) \
+         WHERE c.value IS NOT NULL",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .expect("reading baton_links");
+    for (link, column, value) in rows {
+        assert!(
+            value.starts_with("bt1:"),
+            "{link}: column {column} holds something other than a baton ciphertext"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::driver::TokenEndpoint;
-use baton_core::postgres::PgStore;
+use baton_core::postgres::{PgStore, TokensAtRest};
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
     AccessGrant, Config, ExchangeOutcome, LinkId, OwnerId, RefreshError, RefreshToken, Timestamp,
@@ -73,7 +73,7 @@ async fn enrolment_wins_over_a_refresh_in_flight(callback: Callback) {
     let provider = SharedProvider::new(FakeProvider::new(ProviderModel::ReuseDetection, HOUR));
     // The first enrolment, long ago: its access token has expired.
     let first = provider.with(|p| p.enroll(&link, "", wall_clock() - 2 * HOUR));
-    let store = PgStore::new(db.pool().clone());
+    let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
     store.enroll(&link, &first).await.expect("first enrolment");
 
     let (started, mut exchange_started) = mpsc::unbounded_channel();
@@ -171,7 +171,7 @@ async fn enrolment_on_a_fresh_database_serves_the_pair() {
     };
     let link = LinkId::new("github", "octocat");
     let provider = SharedProvider::new(FakeProvider::new(ProviderModel::SingleUse, HOUR));
-    let store = PgStore::new(db.pool().clone());
+    let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
     let refresher = Refresher::new(config("replica-a"), store, provider.clone());
     assert!(matches!(
         refresher.access_token(&link).await,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::http::HttpTokenEndpoint;
-use baton_core::postgres::PgStore;
+use baton_core::postgres::{PgStore, TokensAtRest};
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
     AccessGrant, AccessToken, CachedFailure, Config, LinkId, Machine, OwnerId, ReauthReason,
@@ -101,7 +101,10 @@ impl World {
     }
 
     fn admin_store(&self) -> PgStore {
-        PgStore::new(self.db.pool().clone())
+        PgStore::new(
+            self.db.pool().clone(),
+            TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()),
+        )
     }
 
     /// A replica: a `Refresher` with a connection pool of its own.
@@ -124,7 +127,10 @@ impl World {
             .unwrap();
         Arc::new(Refresher::with_clock(
             Machine::new(config),
-            PgStore::new(pool),
+            PgStore::new(
+                pool,
+                TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()),
+            ),
             endpoint,
             self.clock,
         ))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::http::HttpTokenEndpoint;
-use baton_core::postgres::PgStore;
+use baton_core::postgres::{PgStore, TokensAtRest};
 use baton_core::refresher::{wall_clock, Refresher};
 use baton_core::{
     AccessGrant, CachedFailure, Config, LinkId, OwnerId, ReauthReason, RefreshError,
@@ -48,10 +48,13 @@ async fn stack(model: ProviderModel, prefix: &str) -> Option<Stack> {
         refresh_token: issued.refresh_token,
         ..StoredLink::default()
     };
-    PgStore::new(db.pool().clone())
-        .insert(&link, &row)
-        .await
-        .expect("seed the row");
+    PgStore::new(
+        db.pool().clone(),
+        TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()),
+    )
+    .insert(&link, &row)
+    .await
+    .expect("seed the row");
     Some(Stack {
         db,
         idp,
@@ -85,7 +88,10 @@ impl Stack {
             .connect_with(self.db.options())
             .await
             .expect("connect to the scratch database");
-        PgStore::new(pool)
+        PgStore::new(
+            pool,
+            TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()),
+        )
     }
 
     async fn replica<M: RefreshMachine + Send + 'static>(
@@ -100,11 +106,14 @@ impl Stack {
     }
 
     async fn stored(&self) -> StoredLink {
-        PgStore::new(self.db.pool().clone())
-            .read(&self.link)
-            .await
-            .unwrap()
-            .expect("the row exists")
+        PgStore::new(
+            self.db.pool().clone(),
+            TokensAtRest::Encrypted(baton_tests::pg::test_key_ring()),
+        )
+        .read(&self.link)
+        .await
+        .unwrap()
+        .expect("the row exists")
     }
 
     fn live_refresh(&self) -> Vec<RefreshToken> {

@@ -1,6 +1,8 @@
 //! The store contract, written once and run against every [`LinkStore`]:
 //! the in-memory store of `baton-fakes` (module `in_memory`) and
-//! [`PgStore`] on a scratch PostgreSQL database (module `postgres`).
+//! [`PgStore`] on a scratch PostgreSQL database, keeping tokens in
+//! plaintext (module `postgres`) and sealed under a key ring (module
+//! `postgres_encrypted`).
 //!
 //! Each check is a generic `async fn` over [`Harness`] (a store plus a way
 //! to seed rows behind its back); the `contract!` macro turns it into one
@@ -18,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use baton_core::driver::LinkStore;
-use baton_core::postgres::PgStore;
+use baton_core::postgres::{PgStore, TokensAtRest};
 use baton_core::{
     AccessGrant, AccessToken, CachedFailure, CasOutcome, Change, Expect, Guard, Lease, LinkId,
     OwnerId, RefreshToken, StoreFailure, StoredLink, Timestamp, TokenSet, Update, Write,
@@ -127,8 +129,34 @@ macro_rules! contract {
                     let Some(db) = baton_tests::pg::scratch_database(prefix).await else {
                         return;
                     };
-                    let store = baton_core::postgres::PgStore::new(db.pool().clone());
+                    let store = baton_core::postgres::PgStore::new(
+                        db.pool().clone(),
+                        baton_core::postgres::TokensAtRest::Plaintext,
+                    );
                     super::$check(&store).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+
+        /// The same checks on a store sealing its tokens; after each, no
+        /// token column of the table holds anything but ciphertext.
+        mod postgres_encrypted {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let prefix = concat!("baton_enc_", stringify!($check));
+                    let Some(db) = baton_tests::pg::scratch_database(prefix).await else {
+                        return;
+                    };
+                    let store = baton_core::postgres::PgStore::new(
+                        db.pool().clone(),
+                        baton_core::postgres::TokensAtRest::Encrypted(
+                            baton_tests::pg::test_key_ring(),
+                        ),
+                    );
+                    super::$check(&store).await;
+                    baton_tests::pg::assert_only_ciphertext(&db).await;
                     db.cleanup().await;
                 }
             )*
@@ -975,7 +1003,7 @@ mod postgres_only {
         let Some(db) = scratch_database("baton_closed_pool").await else {
             return;
         };
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.seed(&github(), &secret_row()).await;
         db.pool().close().await;
         let failure = store.read(&github()).await.unwrap_err();
@@ -1017,7 +1045,7 @@ mod postgres_only {
                 .connect_with(db.options())
                 .await
                 .expect("connecting");
-            let store = PgStore::new(pool.clone());
+            let store = PgStore::new(pool.clone(), TokensAtRest::Plaintext);
             store.seed(&link, &secret_row()).await;
             let mut current = SECRETS[1].to_owned();
             for round in 0..4 {
@@ -1080,7 +1108,7 @@ mod postgres_only {
             return;
         };
         let link = github();
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.seed(&link, &secret_row()).await;
 
         let mut blocker = sqlx::PgConnection::connect_with(&db.options())
@@ -1156,7 +1184,7 @@ mod postgres_only {
             return;
         };
         let link = github();
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.seed(&link, &secret_row()).await;
         let poisoned = "ghr_SECRET_with_\0_nul";
         let failure = store
@@ -1185,7 +1213,7 @@ mod postgres_only {
             return;
         };
         let link = github();
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.seed(&link, &row("R0")).await;
         let beyond = lease("a", "R0", i64::MAX as u64 + 1);
 
@@ -1242,7 +1270,7 @@ mod postgres_only {
         let Some(db) = scratch_database("baton_inconsistent_rows").await else {
             return;
         };
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         for constraint in [
             "baton_links_access_complete",
             "baton_links_failure_kind_known",
@@ -1337,7 +1365,7 @@ mod postgres_only {
             return;
         };
         let link = github();
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.seed(&link, &row("start")).await;
 
         let racers: Vec<_> = (0..4)
@@ -1425,7 +1453,7 @@ mod postgres_only {
                 .expect("a database");
             let name = db.name().to_owned();
             // Keep a connection open, as a failing test would.
-            let store = PgStore::new(db.pool().clone());
+            let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
             store.seed(&github(), &row("R0")).await;
             eprintln!("{name}");
             if !name.is_empty() {
@@ -1475,8 +1503,8 @@ mod postgres_only {
                 .unwrap();
         assert!(in_tenant);
 
-        let tenant = PgStore::new(pool.clone());
-        let public = PgStore::new(db.pool().clone());
+        let tenant = PgStore::new(pool.clone(), TokensAtRest::Plaintext);
+        let public = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         tenant.seed(&github(), &row("T0")).await;
         public.seed(&github(), &row("P0")).await;
         assert_eq!(read(&tenant, &github()).await, Some(row("T0")));
@@ -1499,7 +1527,8 @@ mod postgres_only {
             return;
         };
         let options = baton_core::postgres::PgPoolOptions::new().max_connections(2);
-        let store = PgStore::connect_with(options, db.url())
+        let ring = TokensAtRest::Encrypted(baton_tests::pg::test_key_ring());
+        let store = PgStore::connect_with(options, db.url(), ring)
             .await
             .expect("connecting and migrating");
         assert_eq!(store.pool().options().get_max_connections(), 2);
@@ -1515,7 +1544,7 @@ mod postgres_only {
             return;
         };
         let link = github();
-        let store = PgStore::new(db.pool().clone());
+        let store = PgStore::new(db.pool().clone(), TokensAtRest::Plaintext);
         store.insert(&link, &row("R0")).await.unwrap();
         store.insert(&link, &secret_row()).await.unwrap();
         assert_eq!(read(&store, &link).await, Some(secret_row()));

@@ -11,6 +11,7 @@ use crate::{
     StoredLink, Timestamp,
 };
 
+use super::cipher::{TokensAtRest, Unopenable};
 use super::failure::{Certainty, Doing};
 use super::sql::{OUTCOME_UNKNOWN, REJECTED};
 
@@ -25,6 +26,12 @@ pub(super) enum Undecodable {
         column: &'static str,
         problem: &'static str,
     },
+    /// A token column could not be opened (wrong or missing key, or the
+    /// other mode's value).
+    Sealed {
+        column: &'static str,
+        problem: Unopenable,
+    },
 }
 
 impl Undecodable {
@@ -34,6 +41,17 @@ impl Undecodable {
                 format!("column {column} is missing or not of the type baton's migration gives it")
             }
             Undecodable::Inconsistent { column, problem } => format!("column {column} {problem}"),
+            Undecodable::Sealed { column, problem } => {
+                return StoreFailure {
+                    reason: format!(
+                        "postgres: the baton_links row for {link}: column {column} {} \
+                         (while {}{}; the row was left as it is)",
+                        problem.describe(),
+                        doing.verb(),
+                        doing.suffix(Certainty::Unknown),
+                    ),
+                }
+            }
         };
         StoreFailure {
             reason: format!(
@@ -62,9 +80,32 @@ pub(super) fn timestamp(millis: i64, column: &'static str) -> Result<Timestamp, 
         })
 }
 
-pub(super) fn decode(row: &PgRow) -> Result<StoredLink, Undecodable> {
+/// The token `name` of the row stands for, opened as `at_rest` says.
+fn token(
+    row: &PgRow,
+    name: &'static str,
+    at_rest: &TokensAtRest,
+    link: &LinkId,
+) -> Result<Option<String>, Undecodable> {
+    column::<Option<String>>(row, name)?
+        .map(|stored| {
+            at_rest
+                .open(link, name, stored)
+                .map_err(|problem| Undecodable::Sealed {
+                    column: name,
+                    problem,
+                })
+        })
+        .transpose()
+}
+
+pub(super) fn decode(
+    row: &PgRow,
+    at_rest: &TokensAtRest,
+    link: &LinkId,
+) -> Result<StoredLink, Undecodable> {
     let access = match (
-        column::<Option<String>>(row, "access_token")?,
+        token(row, "access_token", at_rest, link)?,
         column::<Option<i64>>(row, "access_expires_at_ms")?,
     ) {
         (None, None) => None,
@@ -85,7 +126,7 @@ pub(super) fn decode(row: &PgRow) -> Result<StoredLink, Undecodable> {
             })
         }
     };
-    let refresh_token = column::<Option<String>>(row, "refresh_token")?.map(RefreshToken::new);
+    let refresh_token = token(row, "refresh_token", at_rest, link)?.map(RefreshToken::new);
     let failure = match (
         column::<Option<String>>(row, "failure_kind")?.as_deref(),
         column::<Option<String>>(row, "failure_reason")?,
@@ -120,7 +161,7 @@ pub(super) fn decode(row: &PgRow) -> Result<StoredLink, Undecodable> {
     };
     let lease = match (
         column::<Option<String>>(row, "lease_owner")?,
-        column::<Option<String>>(row, "lease_presenting")?,
+        token(row, "lease_presenting", at_rest, link)?,
         column::<Option<i64>>(row, "lease_expires_at_ms")?,
     ) {
         (None, None, None) => None,

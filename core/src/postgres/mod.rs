@@ -23,14 +23,24 @@
 //!     lease_owner           TEXT        NULL,   -- the lease's three columns are
 //!     lease_presenting      TEXT        NULL,   -- all set or all null
 //!     lease_expires_at_ms   BIGINT      NULL,
+//!     refresh_token_hash    BYTEA       NULL,   -- encrypted stores: keyed hashes of
+//!     lease_presenting_hash BYTEA       NULL,   -- the tokens, for the compare-and-swap
 //!     updated_at            TIMESTAMPTZ NOT NULL DEFAULT now(),  -- bumped by every write
 //!     PRIMARY KEY (provider, user_id),
 //!     CHECK (...)                               -- the pairings above, and expiries >= 0
 //! );
 //! ```
 //!
-//! Tokens are stored as plain text: protect the table like any other
-//! credential store.
+//! ## Tokens at rest
+//!
+//! A store keeps the token columns as its [`TokensAtRest`] says, a choice
+//! every constructor asks for: [`TokensAtRest::Encrypted`] seals them under
+//! a [`KeyRing`] (XChaCha20-Poly1305, the key id beside each ciphertext,
+//! compared by keyed hash; the scheme is in [`TokensAtRest`]'s docs
+//! and the README), and [`TokensAtRest::Plaintext`] stores the text.
+//! [`PgStore::reencrypt`] seals a plaintext table, or moves one to a new
+//! key. A store refuses, as a [`StoreFailure`] naming the key id, any value
+//! it cannot open, and leaves the row as it is.
 //!
 //! ### Choosing the schema
 //!
@@ -43,14 +53,14 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::str::FromStr;
-//! use baton_core::postgres::{migrate, PgConnectOptions, PgPoolOptions, PgStore};
+//! use baton_core::postgres::{migrate, PgConnectOptions, PgPoolOptions, PgStore, TokensAtRest};
 //!
 //! let options = PgConnectOptions::from_str("postgres://app@db.internal/app")?
 //!     .options([("search_path", "baton")]);
 //! let pool = PgPoolOptions::new().connect_with(options).await?;
 //! sqlx::query("CREATE SCHEMA IF NOT EXISTS baton").execute(&pool).await?;
 //! migrate(&pool).await?;
-//! let store = PgStore::new(pool);
+//! let store = PgStore::new(pool, TokensAtRest::Plaintext);
 //! # let _ = store; Ok(()) }
 //! ```
 //!
@@ -64,13 +74,16 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use baton_core::postgres::PgStore;
+//! use baton_core::postgres::{KeyRing, PgStore, TokensAtRest};
 //! use baton_core::refresher::wall_clock;
 //! use baton_core::{AccessGrant, AccessToken, LinkId, RefreshToken, TokenSet};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // The team's key, from its secrets manager (32 bytes, base64).
+//! let key = std::env::var("BATON_TOKEN_KEY")?;
+//! let at_rest = TokensAtRest::Encrypted(KeyRing::from_base64("2026-12", &key)?);
 //! // Connects a pool and runs the migration.
-//! let store = PgStore::connect("postgres://app@db.internal/app").await?;
+//! let store = PgStore::connect("postgres://app@db.internal/app", at_rest).await?;
 //!
 //! // Enrol a link when the user completes the authorization-code flow.
 //! let link = LinkId::new("github", "octocat");
@@ -112,14 +125,17 @@
 //!   `i64::MAX` milliseconds cannot be stored, and a write setting one fails
 //!   without writing anything.
 
+mod cipher;
 mod decode;
 mod failure;
+mod reseal;
 mod sql;
 #[cfg(test)]
 mod tests;
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 use sqlx::migrate::{MigrateError, Migrator};
 
@@ -128,15 +144,18 @@ use sqlx::migrate::{MigrateError, Migrator};
 /// with (no `sqlx` dependency of its own to keep in step).
 pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+pub use cipher::{KeyRing, KeyRingError, TokensAtRest};
+pub use reseal::Resealed;
+
 use decode::decode;
 use failure::{describe, failure, Doing};
 use sql::{
-    encode_access, encode_failure, encode_lease, EncodedGuard, EncodedUpdate, CAS_SQL, DELETE_SQL,
-    INSERT_SQL, READ_SQL,
+    encode_failure, EncodedGuard, EncodedUpdate, ExpectedToken, Sealer, DELETE_SQL, INSERT_SQL,
+    READ_SQL,
 };
 
 use crate::driver::LinkStore;
-use crate::{CasOutcome, LinkId, RefreshToken, StoreFailure, StoredLink, TokenSet, Write};
+use crate::{CasOutcome, LinkId, StoreFailure, StoredLink, TokenSet, Write};
 
 /// The migrations that create and evolve the `baton_links` table, embedded
 /// from this crate's `migrations/` directory.
@@ -202,6 +221,7 @@ impl StdError for PgStoreError {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    at_rest: Arc<TokensAtRest>,
 }
 
 /// How many times a compare-and-swap tries its update while the rows it
@@ -210,17 +230,21 @@ pub struct PgStore {
 const MAX_ATTEMPTS: usize = 16;
 impl PgStore {
     /// A store on `pool`, whose `search_path` must find the `baton_links`
-    /// table (see [`migrate`]). Does no I/O.
-    pub fn new(pool: PgPool) -> PgStore {
-        PgStore { pool }
+    /// table (see [`migrate`]), keeping tokens as `at_rest` says. Does no
+    /// I/O.
+    pub fn new(pool: PgPool, at_rest: TokensAtRest) -> PgStore {
+        PgStore {
+            pool,
+            at_rest: Arc::new(at_rest),
+        }
     }
 
     /// Connects a pool to `url` with sqlx's default pool options, runs
     /// [`migrate`] on it and returns a store on it.
-    pub async fn connect(url: &str) -> Result<PgStore, PgStoreError> {
+    pub async fn connect(url: &str, at_rest: TokensAtRest) -> Result<PgStore, PgStoreError> {
         let pool = PgPool::connect(url).await.map_err(PgStoreError::Connect)?;
         migrate(&pool).await?;
-        Ok(PgStore::new(pool))
+        Ok(PgStore::new(pool, at_rest))
     }
 
     /// Connects a pool to `url` with `options` — pool size, acquire and
@@ -231,22 +255,38 @@ impl PgStore {
     /// ```no_run
     /// # async fn example() -> Result<(), baton_core::postgres::PgStoreError> {
     /// use std::time::Duration;
-    /// use baton_core::postgres::{PgPoolOptions, PgStore};
+    /// use baton_core::postgres::{PgPoolOptions, PgStore, TokensAtRest};
     ///
     /// let options = PgPoolOptions::new()
     ///     .max_connections(16)
     ///     .acquire_timeout(Duration::from_secs(3));
-    /// let store = PgStore::connect_with(options, "postgres://app@db.internal/app").await?;
+    /// let store = PgStore::connect_with(
+    ///     options,
+    ///     "postgres://app@db.internal/app",
+    ///     TokensAtRest::Plaintext,
+    /// )
+    /// .await?;
     /// # let _ = store; Ok(()) }
     /// ```
     ///
     /// Size the pool for the refreshes in flight, not the callers: a herd
     /// of any size on one link costs one read, one lease write and one
     /// token write, and the hot path touches no connection.
-    pub async fn connect_with(options: PgPoolOptions, url: &str) -> Result<PgStore, PgStoreError> {
+    pub async fn connect_with(
+        options: PgPoolOptions,
+        url: &str,
+        at_rest: TokensAtRest,
+    ) -> Result<PgStore, PgStoreError> {
         let pool = options.connect(url).await.map_err(PgStoreError::Connect)?;
         migrate(&pool).await?;
-        Ok(PgStore::new(pool))
+        Ok(PgStore::new(pool, at_rest))
+    }
+
+    fn sealer<'a>(&'a self, link: &'a LinkId) -> Sealer<'a> {
+        Sealer {
+            at_rest: &self.at_rest,
+            link,
+        }
     }
 
     /// The pool the store runs on.
@@ -264,22 +304,28 @@ impl PgStore {
     /// for the OAuth callback, [`PgStore::enroll`] writes the right row.
     pub async fn insert(&self, link: &LinkId, row: &StoredLink) -> Result<(), StoreFailure> {
         let doing = Doing::Inserting;
-        let (access_token, access_expires_at_ms) =
-            encode_access(&row.access).map_err(|e| e.failure(link, doing))?;
+        let sealer = self.sealer(link);
+        let (access_token, access_expires_at_ms) = sealer
+            .access(&row.access)
+            .map_err(|e| e.failure(link, doing))?;
+        let refresh_token = sealer.refresh_token(&row.refresh_token);
         let (failure_kind, failure_reason) = encode_failure(&row.failure);
-        let (lease_owner, lease_presenting, lease_expires_at_ms) =
-            encode_lease(&row.lease).map_err(|e| e.failure(link, doing))?;
+        let (lease_owner, lease_presenting, lease_expires_at_ms) = sealer
+            .lease(&row.lease)
+            .map_err(|e| e.failure(link, doing))?;
         sqlx::query(INSERT_SQL)
             .bind(link.provider())
             .bind(link.user())
-            .bind(access_token)
+            .bind(access_token.stored)
             .bind(access_expires_at_ms)
-            .bind(row.refresh_token.as_ref().map(RefreshToken::expose_secret))
+            .bind(refresh_token.stored)
             .bind(failure_kind)
             .bind(failure_reason)
             .bind(lease_owner)
-            .bind(lease_presenting)
+            .bind(lease_presenting.stored)
             .bind(lease_expires_at_ms)
+            .bind(refresh_token.hash)
+            .bind(lease_presenting.hash)
             .execute(&self.pool)
             .await
             .map_err(|error| failure(link, doing, &error))?;
@@ -327,7 +373,7 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(|error| failure(link, doing, &error))?;
-        row.map(|row| decode(&row).map_err(|e| e.failure(link, doing)))
+        row.map(|row| decode(&row, &self.at_rest, link).map_err(|e| e.failure(link, doing)))
             .transpose()
     }
 
@@ -338,35 +384,65 @@ impl PgStore {
         guard: &EncodedGuard<'_>,
         update: &EncodedUpdate<'_>,
     ) -> Result<Option<StoredLink>, StoreFailure> {
-        let row = sqlx::query(CAS_SQL)
+        let access = update.access.as_ref();
+        let refresh_token = update.refresh_token.as_ref();
+        let lease = update.lease.as_ref();
+        let query = sqlx::query(self.sealer(link).cas_sql())
             .bind(link.provider())
             .bind(link.user())
-            .bind(update.access.is_some())
-            .bind(update.access.and_then(|(token, _)| token))
-            .bind(update.access.and_then(|(_, expiry)| expiry))
-            .bind(update.refresh_token.is_some())
-            .bind(update.refresh_token.flatten())
+            .bind(access.is_some())
+            .bind(access.and_then(|(token, _)| token.stored.as_deref()))
+            .bind(access.and_then(|(_, expiry)| *expiry))
+            .bind(refresh_token.is_some())
+            .bind(refresh_token.and_then(|token| token.stored.as_deref()))
             .bind(update.failure.is_some())
             .bind(update.failure.and_then(|(kind, _)| kind))
             .bind(update.failure.and_then(|(_, reason)| reason))
-            .bind(update.lease.is_some())
-            .bind(update.lease.and_then(|(owner, _, _)| owner))
-            .bind(update.lease.and_then(|(_, presenting, _)| presenting))
-            .bind(update.lease.and_then(|(_, _, expiry)| expiry))
-            .bind(guard.refresh_token.is_none())
-            .bind(guard.refresh_token.flatten())
+            .bind(lease.is_some())
+            .bind(lease.and_then(|(owner, _, _)| *owner))
+            .bind(lease.and_then(|(_, presenting, _)| presenting.stored.as_deref()))
+            .bind(lease.and_then(|(_, _, expiry)| *expiry))
+            .bind(guard.refresh_token.is_none());
+        let query = bind_expected(query, &self.at_rest, guard.refresh_token.as_ref())
             .bind(guard.failure.is_none())
             .bind(guard.failure.and_then(|(kind, _)| kind))
             .bind(guard.failure.and_then(|(_, reason)| reason))
             .bind(guard.lease.is_none())
-            .bind(guard.lease.and_then(|(owner, _, _)| owner))
-            .bind(guard.lease.and_then(|(_, presenting, _)| presenting))
-            .bind(guard.lease.and_then(|(_, _, expiry)| expiry))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|error| failure(link, Doing::Writing, &error))?;
-        row.map(|row| decode(&row).map_err(|e| e.failure(link, Doing::WroteButUnreadable)))
-            .transpose()
+            .bind(guard.lease.as_ref().and_then(|(owner, _, _)| *owner));
+        let row = bind_expected(
+            query,
+            &self.at_rest,
+            guard.lease.as_ref().map(|(_, presenting, _)| presenting),
+        )
+        .bind(guard.lease.as_ref().and_then(|(_, _, expiry)| *expiry))
+        .bind(refresh_token.and_then(|token| token.hash.as_deref()))
+        .bind(lease.and_then(|(_, presenting, _)| presenting.hash.as_deref()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| failure(link, Doing::Writing, &error))?;
+        row.map(|row| {
+            decode(&row, &self.at_rest, link)
+                .map_err(|e| e.failure(link, Doing::WroteButUnreadable))
+        })
+        .transpose()
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds what a guard expects of a token column, typed as the store's
+/// statement declares it (`None`: any value, and the bind value is never
+/// read).
+fn bind_expected<'q>(
+    query: PgQuery<'q>,
+    at_rest: &TokensAtRest,
+    expected: Option<&'q ExpectedToken>,
+) -> PgQuery<'q> {
+    match (at_rest, expected) {
+        (_, Some(ExpectedToken::Text(text))) => query.bind(text.as_deref()),
+        (_, Some(ExpectedToken::Hashes(hashes))) => query.bind(hashes.as_deref()),
+        (TokensAtRest::Plaintext, None) => query.bind(None::<&str>),
+        (TokensAtRest::Encrypted(_), None) => query.bind(None::<&[Vec<u8>]>),
     }
 }
 
@@ -386,10 +462,10 @@ impl LinkStore for PgStore {
     ) -> Result<CasOutcome, StoreFailure> {
         // `None`: the guard names a value no row can hold, so it fails on
         // every row and the update is never sent.
-        let guard = EncodedGuard::new(&write.guard);
+        let guard = EncodedGuard::new(&write.guard, self.sealer(link));
         // `Err`: the update sets a value the table cannot hold; it fails
         // unless the guard fails first.
-        let update = EncodedUpdate::new(&write.update);
+        let update = EncodedUpdate::new(&write.update, self.sealer(link));
         for _ in 0..MAX_ATTEMPTS {
             if let (Some(guard), Ok(update)) = (&guard, &update) {
                 if let Some(row) = self.try_update(link, guard, update).await? {

@@ -11,11 +11,22 @@ use crate::{AccessGrant, AccessToken, LinkId, Timestamp};
 
 #[test]
 fn one_statement_per_operation() {
-    for sql in [READ_SQL, CAS_SQL, INSERT_SQL, DELETE_SQL] {
+    for sql in [
+        READ_SQL,
+        PLAIN_CAS_SQL,
+        SEALED_CAS_SQL,
+        INSERT_SQL,
+        DELETE_SQL,
+    ] {
         assert!(!sql.contains(';'), "{sql}");
     }
-    assert!(CAS_SQL.ends_with(COLUMNS));
-    assert_eq!(CAS_SQL.matches("$23::bigint").count(), 1);
+    for cas in [PLAIN_CAS_SQL, SEALED_CAS_SQL] {
+        assert!(cas.ends_with(COLUMNS));
+        assert_eq!(cas.matches("$23::bigint").count(), 1);
+        assert_eq!(cas.matches("$25::bytea").count(), 1);
+    }
+    // Encrypted stores compare tokens by hash only, never by text.
+    assert!(!SEALED_CAS_SQL.contains("$16::text") && !SEALED_CAS_SQL.contains("$22::text"));
 }
 
 #[test]
@@ -45,7 +56,12 @@ fn unstorable_timestamps_are_refused_by_column() {
         token: AccessToken::new("secret-A0"),
         expires_at: Timestamp::from_millis(u64::MAX),
     });
-    let unstorable = encode_access(&grant).unwrap_err();
+    let link = LinkId::new("github", "octocat");
+    let sealer = Sealer {
+        at_rest: &TokensAtRest::Plaintext,
+        link: &link,
+    };
+    let unstorable = sealer.access(&grant).unwrap_err();
     let failure = unstorable.failure(&LinkId::new("github", "octocat"), Doing::Inserting);
     assert!(failure.reason.contains("access_expires_at_ms"));
     assert!(failure.reason.contains("nothing was written"));
