@@ -168,6 +168,7 @@ fn result(
         seconds: started.elapsed().as_secs_f64(),
         replay: None,
         diagram: None,
+        drawing: None,
         timeline: None,
         reached: None,
     }

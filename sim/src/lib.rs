@@ -9,6 +9,7 @@
 //! - [`explore`]: breadth-first exhaustive search with state hashing;
 //! - [`scenario`]: TOML scenarios with expected verdicts;
 //! - [`report`]: timelines and sequence diagrams of counterexamples;
+//! - [`draw`]: a counterexample drawn as a self-contained SVG;
 //! - [`run`]: checking scenarios, replay files, output formats;
 //! - [`coverage`]: what each verdict is worth (proof, bounded, sampled);
 //! - [`zoo`]: models of the historical algorithms.
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod checkers;
 pub mod concurrent;
 pub mod coverage;
+pub mod draw;
 pub mod explore;
 pub mod invariants;
 pub mod randomized;

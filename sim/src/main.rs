@@ -376,6 +376,9 @@ fn print_human(results: &[CheckResult], verbose: bool) {
                 }
             }
             println!("   diagram: {}", r.diagram.as_deref().unwrap_or("-"));
+            if let Some(drawing) = &r.drawing {
+                println!("   drawing: {drawing} (open in a browser)");
+            }
             println!("   replay:  baton replay {replay}");
         } else if !r.ok {
             println!(

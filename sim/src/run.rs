@@ -117,8 +117,12 @@ pub struct CheckResult {
     pub seconds: f64,
     /// The replay file of the counterexample, if one was found.
     pub replay: Option<String>,
-    /// The diagram of the counterexample, if one was found.
+    /// The diagram of the counterexample (Mermaid text), if one was found.
     pub diagram: Option<String>,
+    /// The counterexample drawn: a self-contained SVG sequence diagram, if
+    /// one was found by a checker of the world model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawing: Option<String>,
     /// The counterexample's timeline, as text.
     #[serde(skip)]
     pub timeline: Option<String>,
@@ -320,6 +324,7 @@ pub fn check_one(
         seconds: stats.elapsed.as_secs_f64(),
         replay: None,
         diagram: None,
+        drawing: None,
         timeline: None,
         reached: exploration.reached,
     };
@@ -385,6 +390,7 @@ pub fn write_counterexample(
     };
     let replay_path = options.out_dir.join(format!("{stem}.replay.json"));
     let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
+    let drawing_path = options.out_dir.join(format!("{stem}.svg"));
     let replay = ReplayFile {
         scenario: scenario.path.clone(),
         name: Some(scenario.name.clone()),
@@ -405,8 +411,16 @@ pub fn write_counterexample(
     let title = format!("{} × {algorithm}: {} breaks", scenario.name, cx.invariant);
     std::fs::write(&diagram_path, mermaid(&steps, &title))
         .map_err(|e| format!("cannot write {}: {e}", diagram_path.display()))?;
+    let caption = crate::draw::Caption {
+        title: &title,
+        reason: &cx.reason,
+        invariant: cx.invariant.name(),
+    };
+    std::fs::write(&drawing_path, crate::draw::svg(&steps, &caption))
+        .map_err(|e| format!("cannot write {}: {e}", drawing_path.display()))?;
     result.replay = Some(replay_path.display().to_string());
     result.diagram = Some(diagram_path.display().to_string());
+    result.drawing = Some(drawing_path.display().to_string());
     result.timeline = Some(render_timeline(&steps));
     Ok(())
 }

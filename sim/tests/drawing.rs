@@ -1,0 +1,76 @@
+//! The drawn counterexample: a real run's SVG is well-formed XML, holds
+//! every step of the timeline (numbered as printed), marks the breaking
+//! step, and names the invariant and the lanes of the world.
+
+use std::path::PathBuf;
+
+use baton_sim::run::{check_one, CheckOptions};
+use baton_sim::scenario::{load, Expectation};
+use baton_sim::zoo::Algorithm;
+
+#[test]
+fn a_counterexample_is_drawn_as_well_formed_svg_with_every_step() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/two_replicas_single_use.toml");
+    let scenario = load(&path).unwrap();
+    let (_, expected) = scenario
+        .expectations
+        .iter()
+        .find(|(algorithm, _)| *algorithm == Algorithm::DbLease)
+        .copied()
+        .unwrap();
+    assert!(matches!(expected, Expectation::Violates(_)));
+    let out = std::env::temp_dir().join(format!("baton-drawing-{}", std::process::id()));
+    let result = check_one(
+        &scenario,
+        Algorithm::DbLease,
+        expected,
+        &CheckOptions::explore(out.clone()),
+    )
+    .unwrap();
+    assert!(result.ok, "{}: {}", result.scenario, result.verdict);
+
+    let drawing = result.drawing.expect("a counterexample is drawn");
+    assert!(drawing.ends_with(".svg"), "{drawing}");
+    let svg = std::fs::read_to_string(&drawing).unwrap();
+    let document = roxmltree::Document::parse(&svg).expect("the drawing is well-formed XML");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+
+    let timeline = result.timeline.expect("a counterexample has a timeline");
+    let steps = timeline
+        .lines()
+        .filter_map(|line| line.trim_start().split_once('.'))
+        .filter_map(|(number, _)| number.parse::<usize>().ok())
+        .max()
+        .expect("numbered steps");
+    let ids: Vec<&str> = document
+        .descendants()
+        .filter_map(|node| node.attribute("id"))
+        .filter(|id| id.starts_with("step-"))
+        .collect();
+    let expected_ids: Vec<String> = (1..=steps).map(|n| format!("step-{n}")).collect();
+    assert_eq!(ids, expected_ids, "one group per step, in order");
+
+    let texts: String = document
+        .descendants()
+        .filter(|node| node.is_text())
+        .filter_map(|node| node.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(texts.contains("callers_served breaks here"), "{texts}");
+    for lane in ["store", "provider", "r0", "r1"] {
+        assert!(
+            document.descendants().any(|node| node.text() == Some(lane)),
+            "lane {lane} is drawn"
+        );
+    }
+    // Every step's hover text carries the store row after it.
+    let titles = document
+        .descendants()
+        .filter(|node| node.tag_name().name() == "title")
+        .filter(|node| node.text().is_some_and(|t| t.starts_with("step ")))
+        .count();
+    assert_eq!(titles, steps);
+    let _ = std::fs::remove_dir_all(out);
+}
