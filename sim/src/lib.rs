@@ -11,11 +11,15 @@
 //! - [`report`]: timelines and sequence diagrams of counterexamples;
 //! - [`draw`]: a counterexample drawn as a self-contained SVG;
 //! - [`run`]: checking scenarios, replay files, output formats;
+//! - [`cli`]: the `baton` command, callable from a user's own binary;
 //! - [`coverage`]: what each verdict is worth (proof, bounded, sampled);
+//! - [`registry`]: the algorithms by name, built-in and registered;
+//! - [`testing`]: checking a machine from `cargo test`;
 //! - [`zoo`]: models of the historical algorithms.
 
 pub mod bench;
 pub mod checkers;
+pub mod cli;
 pub mod concurrent;
 pub mod coverage;
 pub mod draw;
@@ -24,9 +28,11 @@ pub mod invariants;
 pub mod randomized;
 pub mod reached;
 pub mod reduction;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod spec;
+pub mod testing;
 pub mod world;
 pub mod zoo;

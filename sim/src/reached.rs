@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn faults_writers_and_pairs_are_recorded_and_do_not_depend_on_the_reduction() {
-        let spec = world(Algorithm::Baton);
+        let spec = world(Algorithm::BATON);
         let with = reached(&spec, true);
         let fired = with.all_faults();
         for kind in [
@@ -490,7 +490,7 @@ mod tests {
 
     #[test]
     fn a_machine_that_names_no_stages_is_reported_as_such() {
-        let with = reached(&world(Algorithm::Naive), true);
+        let with = reached(&world(Algorithm::NAIVE), true);
         assert!(with.pairs.is_empty());
         assert!(with.unnamed.contains("naive"));
         assert!(with.all_faults().contains(&FaultKind::Crash));

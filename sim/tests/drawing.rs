@@ -16,14 +16,14 @@ fn a_counterexample_is_drawn_as_well_formed_svg_with_every_step() {
     let (_, expected) = scenario
         .expectations
         .iter()
-        .find(|(algorithm, _)| *algorithm == Algorithm::DbLease)
+        .find(|(algorithm, _)| *algorithm == Algorithm::DB_LEASE)
         .copied()
         .unwrap();
     assert!(matches!(expected, Expectation::Violates(_)));
     let out = std::env::temp_dir().join(format!("baton-drawing-{}", std::process::id()));
     let result = check_one(
         &scenario,
-        Algorithm::DbLease,
+        Algorithm::DB_LEASE,
         expected,
         &CheckOptions::explore(out.clone()),
     )

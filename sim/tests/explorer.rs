@@ -16,7 +16,7 @@ fn scenario_spec(name: &str, algorithm: Algorithm) -> WorldSpec {
 
 #[test]
 fn an_exhausted_budget_is_never_a_proof() {
-    let spec = scenario_spec("winner_never_writes", Algorithm::Baton);
+    let spec = scenario_spec("winner_never_writes", Algorithm::BATON);
     let options = Options {
         max_states: 50,
         ..Options::default()
@@ -28,7 +28,7 @@ fn an_exhausted_budget_is_never_a_proof() {
 
 #[test]
 fn shards_together_cover_the_whole_exploration() {
-    let spec = scenario_spec("winner_never_writes", Algorithm::Baton);
+    let spec = scenario_spec("winner_never_writes", Algorithm::BATON);
     let whole = explore(&spec, &Options::default(), &mut |_| {}).unwrap();
     assert_eq!(whole.verdict, Verdict::Holds);
     let mut largest_shard = 0;
@@ -48,7 +48,7 @@ fn shards_together_cover_the_whole_exploration() {
     );
 
     // A bug is found by some shard.
-    let spec = scenario_spec("winner_never_writes", Algorithm::RereadOnReject);
+    let spec = scenario_spec("winner_never_writes", Algorithm::REREAD_ON_REJECT);
     let found = (0..3).any(|index| {
         let options = Options {
             shard: Some(Shard { index, count: 3 }),
@@ -64,7 +64,7 @@ fn shards_together_cover_the_whole_exploration() {
 
 #[test]
 fn counterexamples_break_only_at_their_last_step_and_replay() {
-    let spec = scenario_spec("two_replicas_single_use", Algorithm::Naive);
+    let spec = scenario_spec("two_replicas_single_use", Algorithm::NAIVE);
     let run = explore(&spec, &Options::default(), &mut |_| {}).unwrap();
     let Verdict::Violated(cx) = run.verdict else {
         panic!("naive must break two_replicas_single_use")
@@ -263,10 +263,10 @@ fn partial_order_reduction_hides_no_observable_state() {
                         faults,
                     };
                     for algorithm in [
-                        Algorithm::Baton,
-                        Algorithm::Naive,
-                        Algorithm::Singleflight,
-                        Algorithm::DbLease,
+                        Algorithm::BATON,
+                        Algorithm::NAIVE,
+                        Algorithm::SINGLEFLIGHT,
+                        Algorithm::DB_LEASE,
                     ] {
                         let mut spec = shape.spec(algorithm);
                         spec.faults.clock_jumps = u8::from(fault == 6);

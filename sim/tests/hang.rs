@@ -18,7 +18,7 @@ fn hanging_plan(
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/two_replicas_single_use.toml");
     let scenario = load(&path).unwrap();
-    let spec = scenario.spec_for(baton_sim::zoo::Algorithm::Baton);
+    let spec = scenario.spec_for(baton_sim::zoo::Algorithm::BATON);
     let mut plan = plan(&spec).unwrap();
     plan.lose_answers_to = Some(0);
     (plan, scenario.invariants.clone())

@@ -33,7 +33,7 @@ fn baton_meets_every_expectation_of_the_scenario_suite() {
             continue;
         }
         for (algorithm, expected) in &scenario.expectations {
-            if *algorithm != Algorithm::Baton {
+            if *algorithm != Algorithm::BATON {
                 continue;
             }
             let result = check_one(scenario, *algorithm, *expected, &options).unwrap();

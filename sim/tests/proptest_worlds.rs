@@ -30,7 +30,7 @@ fn baton_holds_on_generated_worlds() {
         seed: 11,
         max_choices: 40,
     };
-    let found = search_worlds(Algorithm::Baton, &BATON_KEEPS, &options, None).unwrap();
+    let found = search_worlds(Algorithm::BATON, &BATON_KEEPS, &options, None).unwrap();
     if let Some((shape, failure)) = found {
         panic!(
             "baton breaks {} in {shape:?}: {}\nactions: {:?}",
@@ -65,7 +65,7 @@ fn zoo_case(algorithm: Algorithm, invariant: Invariant, file: &'static str) {
 #[test]
 fn naive_reuse_is_found_and_persisted() {
     zoo_case(
-        Algorithm::Naive,
+        Algorithm::NAIVE,
         Invariant::NoReuse,
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -77,7 +77,7 @@ fn naive_reuse_is_found_and_persisted() {
 #[test]
 fn optimistic_lock_poisoned_failure_is_found_and_persisted() {
     zoo_case(
-        Algorithm::OptimisticLock,
+        Algorithm::OPTIMISTIC_LOCK,
         Invariant::NoPoisonedFailure,
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -89,7 +89,7 @@ fn optimistic_lock_poisoned_failure_is_found_and_persisted() {
 #[test]
 fn singleflight_reuse_is_found_and_persisted() {
     zoo_case(
-        Algorithm::Singleflight,
+        Algorithm::SINGLEFLIGHT,
         Invariant::NoReuse,
         concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -28,7 +28,7 @@ fn every_scenario_meets_its_expectations_and_every_counterexample_replays() {
     let mut failures = Vec::new();
     for scenario in &scenarios {
         for (algorithm, expected) in &scenario.expectations {
-            let options = if *algorithm == Algorithm::Baton {
+            let options = if *algorithm == Algorithm::BATON {
                 &recording
             } else {
                 &plain

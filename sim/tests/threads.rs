@@ -122,7 +122,7 @@ fn loom_herd_of_three_callers() {
     let scenario = load(&scenario_path("herd_single_use")).unwrap();
     let options = options("herd3");
     for (algorithm, expected) in &scenario.expectations {
-        if !matches!(algorithm, Algorithm::Baton | Algorithm::Naive) {
+        if !matches!(*algorithm, Algorithm::BATON | Algorithm::NAIVE) {
             continue;
         }
         let result = check_with(&scenario, *algorithm, *expected, Checker::Loom, &options).unwrap();

@@ -237,10 +237,10 @@ async fn naive_on_the_real_stack_loses_the_rotation() {
     stack.idp.set_latency(Duration::from_millis(400));
     let spec_config = |owner: &str| config(owner);
     let a = stack
-        .replica(Algorithm::Naive.machine(spec_config("naive-a")))
+        .replica(Algorithm::NAIVE.machine(spec_config("naive-a")))
         .await;
     let b = stack
-        .replica(Algorithm::Naive.machine(spec_config("naive-b")))
+        .replica(Algorithm::NAIVE.machine(spec_config("naive-b")))
         .await;
     let link = stack.link.clone();
     let first = {

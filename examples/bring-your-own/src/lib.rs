@@ -31,11 +31,21 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use baton_sim::registry::Registration;
+
 use baton_core::{
     AccessGrant, CallerId, Change, Effect, EffectId, ExchangeOutcome, Expect, Guard, Input,
     InputError, LinkId, ReauthReason, RefreshError, RefreshMachine, RefreshToken, StoredLink,
     TemporaryReason, Timestamp, Update, Write, WriteIntent,
 };
+
+/// How baton's checkers make this machine: one fresh `ReuseTokenSource`
+/// per replica (a Go process start), under the name scenario files use.
+pub fn registration() -> Registration {
+    Registration::new("go_reuse_token_source", |_config| ReuseTokenSource::new()).describe(
+        "Go's oauth2.ReuseTokenSource, loaded once per process, saved by a callback with no guard",
+    )
+}
 
 /// Go's `oauth2.expiryDelta`: a token is refreshed this long before it
 /// expires.

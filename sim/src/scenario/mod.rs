@@ -126,6 +126,29 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The (algorithm, expected verdict) pairs to check: every pair the
+    /// scenario states if `only` is empty; else, for each algorithm of
+    /// `only`, its stated verdict, or — for an algorithm the scenario does
+    /// not name — what it expects of baton (the verdict of a race-free
+    /// algorithm in this world; nothing, if it names no baton verdict).
+    pub fn expectations_for(&self, only: &[Algorithm]) -> Vec<(Algorithm, Expectation)> {
+        if only.is_empty() {
+            return self.expectations.clone();
+        }
+        let stated = |algorithm: Algorithm| {
+            self.expectations
+                .iter()
+                .find(|(a, _)| *a == algorithm)
+                .map(|(_, expected)| *expected)
+        };
+        only.iter()
+            .filter_map(|&algorithm| {
+                let expected = stated(algorithm).or_else(|| stated(Algorithm::BATON))?;
+                Some((algorithm, expected))
+            })
+            .collect()
+    }
+
     /// The world for one algorithm.
     pub fn spec_for(&self, algorithm: Algorithm) -> WorldSpec {
         WorldSpec {
@@ -341,7 +364,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         }
     };
     let world = WorldSpec {
-        algorithm: Algorithm::Baton,
+        algorithm: Algorithm::BATON,
         fleet,
         replicas: w.replicas,
         callers: w.callers,

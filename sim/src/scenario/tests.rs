@@ -26,7 +26,7 @@ fn a_good_scenario_loads() {
     assert_eq!(
         s.expectations,
         vec![(
-            Algorithm::Baton,
+            Algorithm::BATON,
             Expectation::Violates(Invariant::NoPoisonedFailure)
         )]
     );
@@ -108,8 +108,8 @@ fn a_matrix_expands_into_one_scenario_per_cell_with_rules_applied() {
     assert_eq!(
         first.expectations,
         vec![
-            (Algorithm::Baton, Expectation::Holds),
-            (Algorithm::Naive, Expectation::Violates(Invariant::NoReuse)),
+            (Algorithm::BATON, Expectation::Holds),
+            (Algorithm::NAIVE, Expectation::Violates(Invariant::NoReuse)),
         ]
     );
     assert_eq!(first.invariants, Invariant::ALL.to_vec());
@@ -123,7 +123,7 @@ fn a_matrix_expands_into_one_scenario_per_cell_with_rules_applied() {
     assert_eq!(crash.world.faults.lost_replies, 0);
     assert_eq!(
         crash.expectations[1],
-        (Algorithm::Naive, Expectation::Holds)
+        (Algorithm::NAIVE, Expectation::Holds)
     );
 
     let pair = cell("m[counted_reuse,pair,lost_replies]");

@@ -2,10 +2,9 @@
 //! interface: baton's own machine, and (as they are modelled) the
 //! historical algorithms of DESIGN.md section 5 — the bug zoo.
 
-use std::fmt;
-use std::str::FromStr;
+use baton_core::{Effect, Machine};
 
-use baton_core::{Config, Effect, Input, InputError, Machine, RefreshMachine, Stage, Timestamp};
+use crate::registry::Registration;
 
 pub mod flighted;
 pub mod per_caller;
@@ -50,149 +49,53 @@ pub(crate) fn emit<O>(
     outbox.push_back(make(id));
 }
 
-/// An algorithm the world can run on every replica.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Algorithm {
-    /// Exchange, validate, then write unconditionally; any reject-like
-    /// answer (a 403 included) empties the token and caches the failure
-    /// unconditionally (failures 1, 2, 3).
-    Naive,
-    /// As `naive`, with the failure write guarded on the old refresh token
-    /// (failure 5).
-    OptimisticLock,
-    /// Persist before validating; rate limits are not rejections (failure 6).
-    SaveBeforeValidate,
-    /// Re-read before caching a failure, with no empty-string guard
-    /// (failure 7).
-    RereadOnReject,
-    /// Per-process single-flight; each caller's own (possibly stale) read
-    /// decides the token the flight presents (failure 8).
-    Singleflight,
-    /// Single-flight plus a row lease; release clears any lease, the
-    /// success write is unconditional (failure 9).
-    DbLease,
-    /// baton's machine: the algorithm of DESIGN.md section 2.
-    Baton,
-}
+pub use crate::registry::{Algorithm, AnyMachine};
 
-impl Algorithm {
-    /// Whether every refresh takes a cross-replica lease on the row first
-    /// (`single_flight` then holds per link overall, not only per replica).
-    pub fn takes_lease(self) -> bool {
-        matches!(self, Algorithm::Baton | Algorithm::DbLease)
-    }
-
-    /// Every algorithm modelled.
-    pub const ALL: [Algorithm; 7] = [
-        Algorithm::Naive,
-        Algorithm::OptimisticLock,
-        Algorithm::SaveBeforeValidate,
-        Algorithm::RereadOnReject,
-        Algorithm::Singleflight,
-        Algorithm::DbLease,
-        Algorithm::Baton,
-    ];
-
-    /// The name scenarios use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Naive => "naive",
-            Algorithm::OptimisticLock => "optimistic_lock",
-            Algorithm::SaveBeforeValidate => "save_before_validate",
-            Algorithm::RereadOnReject => "reread_on_reject",
-            Algorithm::Singleflight => "singleflight",
-            Algorithm::DbLease => "db_lease",
-            Algorithm::Baton => "baton",
-        }
-    }
-
-    /// A fresh machine of this algorithm (one process, empty memory).
-    pub fn machine(self, config: Config) -> AnyMachine {
-        let variant = |validate_before_write, guarded, rate_limit_is_rejection, reread| {
-            AnyMachine::PerCaller(PerCaller::new(
-                Variant {
-                    validate_before_write,
-                    guarded_failure_write: guarded,
-                    rate_limit_is_rejection,
-                    reread_on_reject: reread,
-                },
-                config.clone(),
-            ))
-        };
-        match self {
-            Algorithm::Naive => variant(true, false, true, false),
-            Algorithm::OptimisticLock => variant(true, true, true, false),
-            Algorithm::SaveBeforeValidate => variant(false, true, false, false),
-            Algorithm::RereadOnReject => variant(false, true, false, true),
-            Algorithm::Singleflight => AnyMachine::Flighted(Flighted::new(false, config)),
-            Algorithm::DbLease => AnyMachine::Flighted(Flighted::new(true, config)),
-            Algorithm::Baton => AnyMachine::Baton(Machine::new(config)),
-        }
-    }
-
-    /// Whether the algorithm validates new tokens with an API call.
-    pub fn validates(self) -> bool {
-        !matches!(self, Algorithm::Baton)
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-                format!("unknown algorithm `{s}` (modelled: {})", names.join(", "))
-            })
-    }
-}
-
-/// A machine of any modelled algorithm.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum AnyMachine {
-    /// One of the per-caller historical algorithms.
-    PerCaller(PerCaller),
-    /// `singleflight` or `db_lease`.
-    Flighted(Flighted),
-    /// baton's machine.
-    Baton(Machine),
-}
-
-impl RefreshMachine for AnyMachine {
-    fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), InputError> {
-        match self {
-            AnyMachine::PerCaller(m) => m.handle_input(now, input),
-            AnyMachine::Flighted(m) => m.handle_input(now, input),
-            AnyMachine::Baton(m) => m.handle_input(now, input),
-        }
-    }
-    fn poll_output(&mut self) -> Option<Effect> {
-        match self {
-            AnyMachine::PerCaller(m) => m.poll_output(),
-            AnyMachine::Flighted(m) => m.poll_output(),
-            AnyMachine::Baton(m) => m.poll_output(),
-        }
-    }
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        match self {
-            AnyMachine::PerCaller(m) => m.poll_timeout(),
-            AnyMachine::Flighted(m) => m.poll_timeout(),
-            AnyMachine::Baton(m) => m.poll_timeout(),
-        }
-    }
-    fn stage_for(&self, now: Timestamp, input: &Input) -> Option<Stage> {
-        match self {
-            AnyMachine::PerCaller(m) => m.stage_for(now, input),
-            AnyMachine::Flighted(m) => m.stage_for(now, input),
-            AnyMachine::Baton(m) => RefreshMachine::stage_for(m, now, input),
-        }
-    }
+/// The built-in algorithms, registered through the same door as a user's
+/// ([`crate::registry::register`]), in the order of [`Algorithm`]'s
+/// constants.
+pub(crate) fn builtin() -> Vec<Registration> {
+    let variant = |name: &str, description: &str, variant: Variant| {
+        Registration::new(name, move |config| PerCaller::new(variant, config)).describe(description)
+    };
+    let per_caller = |validate_before_write,
+                      guarded_failure_write,
+                      rate_limit_is_rejection,
+                      reread_on_reject| Variant {
+        validate_before_write,
+        guarded_failure_write,
+        rate_limit_is_rejection,
+        reread_on_reject,
+    };
+    vec![
+        variant(
+            "naive",
+            "exchange, validate, write unconditionally; any reject-like answer caches a failure",
+            per_caller(true, false, true, false),
+        ),
+        variant(
+            "optimistic_lock",
+            "as naive, with the failure write guarded on the old refresh token",
+            per_caller(true, true, true, false),
+        ),
+        variant(
+            "save_before_validate",
+            "persist before validating; rate limits are not rejections",
+            per_caller(false, true, false, false),
+        ),
+        variant(
+            "reread_on_reject",
+            "re-read before caching a failure, with no empty-string guard",
+            per_caller(false, true, false, true),
+        ),
+        Registration::new("singleflight", |config| Flighted::new(false, config)).describe(
+            "per-process single-flight; each caller's own read picks the token presented",
+        ),
+        Registration::new("db_lease", |config| Flighted::new(true, config))
+            .describe("single-flight plus a row lease; the success write is unconditional")
+            .takes_lease(true),
+        Registration::new("baton", Machine::new)
+            .describe("baton's machine: the algorithm of DESIGN.md section 2")
+            .takes_lease(true),
+    ]
 }
