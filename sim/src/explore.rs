@@ -1,7 +1,10 @@
 //! `explore`: exhaustive breadth-first search over every interleaving and
 //! fault the world allows, with state hashing (each distinct world is
-//! expanded once), symmetry reduction of untouched callers and replicas
-//! (done by [`World::actions`]), partial-order reduction of steps that
+//! expanded once), symmetry reduction over replicas (one fingerprint per
+//! orbit under renaming interchangeable replicas, see [`crate::symmetry`];
+//! the worlds kept and the runs reported are the real ones), the world's
+//! own rule that untouched callers and replicas start in order (see
+//! [`World::actions`]), partial-order reduction of steps that
 //! commute (see [`crate::reduction`]), a hard state budget, and sharding.
 //!
 //! Each breadth-first level is expanded in fixed chunks on every core
@@ -15,16 +18,16 @@
 //! takes its commuting step first. A budget that runs out gives
 //! [`Verdict::BudgetExhausted`] — never "holds".
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::fingerprint::Visited;
 use crate::invariants::{Invariant, Moment};
 use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
+use crate::symmetry::{Canon, Symmetry};
 use crate::world::{Action, World};
 
 /// One slice of an exploration: shard `index` of `count` (0-based).
@@ -77,6 +80,9 @@ pub struct Options {
     /// pairs): `baton check --coverage`. Off by default: it costs a record
     /// per step.
     pub record_reached: bool,
+    /// Count a world and its copies with interchangeable replicas renamed
+    /// as one state (see [`crate::symmetry`]). Off only to measure it.
+    pub symmetry: Symmetry,
 }
 
 impl Default for Options {
@@ -87,6 +93,7 @@ impl Default for Options {
             invariants: Invariant::ALL.to_vec(),
             reduce: true,
             record_reached: false,
+            symmetry: Symmetry::Replicas,
         }
     }
 }
@@ -146,55 +153,6 @@ pub struct Exploration {
     /// What the runs reached, if [`Options::record_reached`] asked.
     pub reached: Option<Reached>,
 }
-
-/// A 128-bit fingerprint of a world: the world's `Hash` bytes are gathered
-/// into a buffer reused from world to world (one per thread), then hashed
-/// in one pass of XXH3-128. A collision among a few million states is
-/// astronomically unlikely.
-fn fingerprint(world: &World) -> u128 {
-    thread_local! {
-        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BYTES.with(|bytes| {
-        let mut bytes = bytes.borrow_mut();
-        bytes.clear();
-        world.hash(&mut Gather(&mut bytes));
-        xxhash_rust::xxh3::xxh3_128(&bytes)
-    })
-}
-
-/// A `Hasher` that only collects what it is fed.
-struct Gather<'a>(&'a mut Vec<u8>);
-
-impl Hasher for Gather<'_> {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-    }
-    fn finish(&self) -> u64 {
-        unreachable!("a gathered world is hashed by the fingerprinter")
-    }
-}
-
-/// Hashes the fingerprints in the visited set: they are hashes already, so
-/// their low bits serve as they are.
-#[derive(Default)]
-struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Visited = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
 
 /// Checks every invariant in `invariants` on `world`.
 pub fn check(
@@ -265,12 +223,18 @@ fn successor(
 /// one whose result is not yet `visited` (the cycle proviso: a commuting
 /// step that led back to a known state could be postponed forever, so
 /// such a state is expanded in full), else every step.
-fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited) -> Expansion {
+fn expand(
+    world: &World,
+    spec: &WorldSpec,
+    options: &Options,
+    canon: &Canon,
+    visited: &Visited,
+) -> Expansion {
     let judge = |next: &World| check(next, spec, &options.invariants);
     let mut reached = options.record_reached.then(Reached::default);
     if options.reduce {
         if let Some((action, next)) = commuting_step(world, spec) {
-            let print = fingerprint(&next);
+            let print = canon.fingerprint(&next);
             if !visited.contains(&print) {
                 if let Some(reached) = &mut reached {
                     let mut met = Vec::new();
@@ -297,7 +261,7 @@ fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited)
         .into_iter()
         .filter_map(|action| {
             let next = successor(world, spec, action, &mut reached);
-            let print = fingerprint(&next);
+            let print = canon.fingerprint(&next);
             if visited.contains(&print) {
                 return None;
             }
@@ -356,9 +320,10 @@ pub fn explore(
             reached,
         );
     }
+    let canon = Canon::new(spec, options.symmetry);
     let mut visited = Visited::default();
     visited.reserve(options.max_states.min(1 << 22));
-    visited.insert(fingerprint(&initial));
+    visited.insert(canon.fingerprint(&initial));
     let mut nodes = vec![Node {
         parent: 0,
         action: None,
@@ -397,7 +362,7 @@ pub fn explore(
             // it, and change them in place instead of copying them.
             let expanded: Vec<(u32, Expansion)> = chunk
                 .into_par_iter()
-                .map(|(node, world)| (node, expand(&world, spec, options, &visited)))
+                .map(|(node, world)| (node, expand(&world, spec, options, &canon, &visited)))
                 .collect();
             let mut budget_spent = false;
             let mut seen_in_round = Vec::new();

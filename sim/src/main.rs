@@ -109,6 +109,9 @@ enum Command {
         /// Explore every step in every state: no partial-order reduction.
         #[arg(long)]
         no_reduction: bool,
+        /// Count worlds that differ only in replicas' names apart: no symmetry reduction.
+        #[arg(long)]
+        no_symmetry: bool,
         /// Report what the explorer's runs reached, per algorithm: fault kinds fired, outside
         /// writers that acted, (input × stage) pairs of the machine met; and what never was.
         #[arg(long)]
@@ -137,6 +140,9 @@ enum Command {
         /// Explore every step in every state: no partial-order reduction.
         #[arg(long)]
         no_reduction: bool,
+        /// Count worlds that differ only in replicas' names apart: no symmetry reduction.
+        #[arg(long)]
+        no_symmetry: bool,
         #[command(flatten)]
         budgets: BudgetArgs,
     },
@@ -164,6 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             verbose,
             checker,
             no_reduction,
+            no_symmetry,
             coverage,
             budgets,
         } => {
@@ -177,6 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 budgets: budgets.budgets(),
                 reduce: !no_reduction,
                 record_reached: coverage,
+                symmetry: !no_symmetry,
             };
             let results = check_all(&paths, &options)?;
             let reached = coverage.then(|| {
@@ -241,11 +249,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             paths,
             algorithm,
             no_reduction,
+            no_symmetry,
             ..
         } => {
             let options = CheckOptions {
                 algorithms: algorithm,
                 reduce: !no_reduction,
+                symmetry: !no_symmetry,
                 ..CheckOptions::explore(std::env::temp_dir().join("baton-bench"))
             };
             let results = check_all(&paths, &options)?;

@@ -15,6 +15,7 @@ use crate::invariants::excuses::excused_by;
 use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
+use crate::symmetry::Symmetry;
 use crate::world::Action;
 use crate::zoo::Algorithm;
 
@@ -206,6 +207,8 @@ pub struct CheckOptions {
     pub reduce: bool,
     /// Record what the explorer's runs reached (`--coverage`).
     pub record_reached: bool,
+    /// Symmetry reduction over replicas (on unless measuring it).
+    pub symmetry: bool,
 }
 
 impl CheckOptions {
@@ -221,6 +224,7 @@ impl CheckOptions {
             budgets: Budgets::default(),
             reduce: true,
             record_reached: false,
+            symmetry: true,
         }
     }
 }
@@ -258,6 +262,11 @@ pub fn check_one(
         invariants: scenario.invariants.clone(),
         reduce: options.reduce,
         record_reached: options.record_reached,
+        symmetry: if options.symmetry {
+            Symmetry::Replicas
+        } else {
+            Symmetry::Off
+        },
     };
     let label = format!("{} × {algorithm}", scenario.name);
     let mut bar: Option<indicatif::ProgressBar> = None;
