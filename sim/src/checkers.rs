@@ -166,6 +166,8 @@ fn result(
         transitions: 0,
         depth: 0,
         seconds: started.elapsed().as_secs_f64(),
+        stored_bytes: 0,
+        widest_level: 0,
         replay: None,
         diagram: None,
         timeline: None,

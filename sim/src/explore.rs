@@ -112,6 +112,13 @@ pub struct Stats {
     pub reduced: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// Bytes held for the states behind the frontier at the end: the
+    /// visited set's table (a fingerprint and a control byte per slot, by
+    /// capacity) and the path table (parent and step per state). Worlds
+    /// are kept only while they are on the frontier.
+    pub stored_bytes: usize,
+    /// States in the widest level: the frontier, whose worlds are held.
+    pub widest_level: usize,
 }
 
 impl Stats {
@@ -174,9 +181,19 @@ pub fn check(
     None
 }
 
+/// What is kept of every state for its path: its parent's index and the
+/// step from it. The world itself is dropped once expanded.
 struct Node {
     parent: u32,
     action: Option<Action>,
+}
+
+/// The bytes `visited` and `nodes` hold, by capacity (a hash table of
+/// `u128`s spends one control byte per slot besides; `capacity` is the
+/// usable slots, about 7/8 of those allocated).
+fn stored_bytes(visited: &Visited, nodes: &Vec<Node>) -> usize {
+    let slots = (visited.capacity() * 8 / 7).next_power_of_two();
+    slots * (std::mem::size_of::<u128>() + 1) + nodes.capacity() * std::mem::size_of::<Node>()
 }
 
 /// States expanded per parallel round: enough to keep every core busy,
@@ -303,6 +320,7 @@ pub fn explore(
     let mut reached = options.record_reached.then(Reached::default);
     let finish = |verdict, mut stats: Stats, reached: Option<Reached>| {
         stats.elapsed = started.elapsed();
+        stats.widest_level = stats.widest_level.max(1);
         Ok(Exploration {
             verdict,
             stats,
@@ -322,7 +340,9 @@ pub fn explore(
     }
     let canon = Canon::new(spec, options.symmetry);
     let mut visited = Visited::default();
-    visited.reserve(options.max_states.min(1 << 22));
+    // Reserved small: the table doubles as it fills, and a large reserve
+    // would be most of a small world's memory.
+    visited.reserve(options.max_states.min(1 << 16));
     visited.insert(canon.fingerprint(&initial));
     let mut nodes = vec![Node {
         parent: 0,
@@ -385,6 +405,7 @@ pub fn explore(
                     stats.states += 1;
                     stats.max_depth = depth + 1;
                     if let Some((invariant, reason)) = broken {
+                        stats.stored_bytes = stored_bytes(&visited, &nodes);
                         let actions = path(&nodes, index);
                         return finish(
                             Verdict::Violated(Counterexample {
@@ -412,13 +433,17 @@ pub fn explore(
             }
             seen_in_round.into_par_iter().for_each(drop);
             if budget_spent {
+                stats.stored_bytes = stored_bytes(&visited, &nodes);
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);
         }
+        let width = next_frontier.iter().map(Vec::len).sum();
+        stats.widest_level = stats.widest_level.max(width);
         frontier = next_frontier;
         depth += 1;
     }
+    stats.stored_bytes = stored_bytes(&visited, &nodes);
     finish(Verdict::Holds, stats, reached)
 }

@@ -260,24 +260,53 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             let results = check_all(&paths, &options)?;
             println!(
-                "{:<34} {:<21} {:>10} {:>12} {:>6} {:>9} {:>12}",
-                "scenario", "algorithm", "states", "transitions", "depth", "time", "states/s"
+                "{:<34} {:<21} {:>10} {:>12} {:>6} {:>9} {:>12} {:>8} {:>9}",
+                "scenario",
+                "algorithm",
+                "states",
+                "transitions",
+                "depth",
+                "time",
+                "states/s",
+                "B/state",
+                "widest"
             );
             for r in &results {
                 println!(
-                    "{:<34} {:<21} {:>10} {:>12} {:>6} {:>8.3}s {:>12.0}",
+                    "{:<34} {:<21} {:>10} {:>12} {:>6} {:>8.3}s {:>12.0} {:>8.1} {:>9}",
                     r.scenario,
                     r.algorithm,
                     r.states,
                     r.transitions,
                     r.depth,
                     r.seconds,
-                    r.states as f64 / r.seconds.max(1e-9)
+                    r.states as f64 / r.seconds.max(1e-9),
+                    r.stored_bytes as f64 / r.states.max(1) as f64,
+                    r.widest_level
+                );
+            }
+            // The process's peak, frontier worlds and all: per state, it is
+            // only meaningful when one scenario × algorithm ran.
+            if let Some(peak) = peak_rss_bytes() {
+                let states: usize = results.iter().map(|r| r.states).sum();
+                println!(
+                    "peak RSS {:.1} MB for {states} states: {:.0} B/state (B/state above: \
+                     visited set and paths only)",
+                    peak as f64 / 1e6,
+                    peak as f64 / states.max(1) as f64
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The process's peak resident set (Linux's `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn compare_checkers(

@@ -116,6 +116,14 @@ pub struct CheckResult {
     pub depth: usize,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Bytes the explorer held for the states behind its frontier (see
+    /// [`Stats::stored_bytes`]); 0 for the other checkers.
+    #[serde(default)]
+    pub stored_bytes: usize,
+    /// States in the explorer's widest level (its frontier's worlds are
+    /// the ones held in full); 0 for the other checkers.
+    #[serde(default)]
+    pub widest_level: usize,
     /// The replay file of the counterexample, if one was found.
     pub replay: Option<String>,
     /// The diagram of the counterexample, if one was found.
@@ -327,6 +335,8 @@ pub fn check_one(
         transitions: stats.transitions,
         depth: stats.max_depth,
         seconds: stats.elapsed.as_secs_f64(),
+        stored_bytes: stats.stored_bytes,
+        widest_level: stats.widest_level,
         replay: None,
         diagram: None,
         timeline: None,

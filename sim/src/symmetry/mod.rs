@@ -10,8 +10,8 @@
 //! does it by sorting actors and rewriting ids the same way):
 //! 1. Each replica gets a key: a hash of its machine, incarnation, callers
 //!    and the set of messages to and from it, with owner ids renamed to
-//!    "itself" or "another" ([`Names::SelfAndOthers`]), so the key does not
-//!    depend on anyone's name.
+//!    "itself" or "another" ([`Anonymise`]), so the key does not depend on
+//!    anyone's name.
 //! 2. Within each class of interchangeable replicas, members are placed in
 //!    the class's positions in key order.
 //! 3. Keys can tie without the replicas being the same up to names. Every
@@ -23,10 +23,17 @@
 //! 4. The fingerprint is of the world with replicas moved to their new
 //!    positions and renamed consistently everywhere: callers (replica-
 //!    major, moved as blocks), messages' replica fields, and owner ids
-//!    inside machines, store rows, leases and messages ([`rename`] does
-//!    the owner ids as they are hashed). The messages in flight are a set
-//!    to the world, which keeps them sorted by a hash that names replicas;
-//!    renamed, they are sorted again. The provider, the clock, the
+//!    inside machines, store rows, leases and messages. The messages in
+//!    flight are a set to the world, which keeps them sorted by a hash
+//!    that names replicas; renamed, they are sorted again.
+//!
+//! Each part of the world (a replica with its callers, a message, the
+//! rest) is hashed once per world, anonymised: owner ids become "itself"
+//! or "another", and the others named are noted in order ([`rename`]).
+//! The part's hash and that list say all its bytes said. Keys are built
+//! from those hashes, and each placement only maps the lists and hashes
+//! the parts' hashes in the new order, so trying several placements costs
+//! little more than one. The provider, the clock, the
 //!    fault budget and the outside writers' state name no replica.
 //!
 //! Only the fingerprint is canonical: the explorer keeps, checks and
@@ -55,7 +62,7 @@ mod rename;
 
 use std::hash::{Hash, Hasher};
 
-pub use rename::{parse_owner, Names, Rename};
+pub use rename::{parse_owner, Anonymise};
 
 use crate::fingerprint::{fingerprint, gathered, Gather};
 use crate::spec::WorldSpec;
@@ -92,6 +99,39 @@ pub struct Canon {
     /// indices, ascending.
     classes: Vec<Vec<u8>>,
     flaw: Option<Flaw>,
+}
+
+/// One part of a world, hashed anonymously, and the replicas it names
+/// other than its own, in order.
+struct Part {
+    print: u128,
+    others: Vec<u8>,
+}
+
+impl Part {
+    fn of(me: Option<u8>, feed: impl FnOnce(&mut Anonymise<'_, Gather<'_>>)) -> Part {
+        let mut others = Vec::new();
+        let print = gathered(|bytes| {
+            let mut gather = Gather(bytes);
+            let mut h = Anonymise {
+                inner: &mut gather,
+                me,
+                others: Vec::new(),
+            };
+            feed(&mut h);
+            others = h.others;
+        });
+        Part { print, others }
+    }
+
+    /// Hashes the part as it reads after renaming replica `r` to `to[r]`.
+    fn hash_renamed(&self, to: &[u8], h: &mut impl Hasher) {
+        self.print.hash(h);
+        self.others.len().hash(h);
+        for &other in &self.others {
+            to.get(usize::from(other)).copied().unwrap_or(other).hash(h);
+        }
+    }
 }
 
 impl Canon {
@@ -134,11 +174,26 @@ impl Canon {
         if !self.active() {
             return fingerprint(world);
         }
-        let mut placements: Vec<Vec<u8>> = vec![(0..world.replicas.len() as u8).collect()];
+        let parts = Parts::of(world, self.flaw);
+        let keys: Vec<u128> = (0..world.replicas.len() as u8)
+            .map(|r| parts.key(r))
+            .collect();
+        self.placements(world.replicas.len(), &keys)
+            .iter()
+            .map(|to| parts.fingerprint(to))
+            .min()
+            .expect("at least one placement")
+    }
+
+    /// The placements to try (`to[r]`: replica `r`'s new index): members
+    /// of each class in key order, each run of tied keys every way (up to
+    /// [`MAX_PLACEMENTS`] in all).
+    fn placements(&self, replicas: usize, keys: &[u128]) -> Vec<Vec<u8>> {
+        let mut placements: Vec<Vec<u8>> = vec![(0..replicas as u8).collect()];
         for class in &self.classes {
-            let mut members: Vec<(u128, u8)> = class.iter().map(|&r| (key(world, r), r)).collect();
+            let mut members: Vec<(u128, u8)> =
+                class.iter().map(|&r| (keys[usize::from(r)], r)).collect();
             members.sort_unstable();
-            // Each run of equal keys is placed every way (up to the cap).
             let mut start = 0;
             while start < members.len() {
                 let end = start
@@ -149,8 +204,11 @@ impl Canon {
                 let tied: Vec<u8> = members[start..end].iter().map(|m| m.1).collect();
                 let positions = &class[start..end];
                 let orders = orderings(&tied);
-                let capped = placements.len() * orders.len() > MAX_PLACEMENTS;
-                let orders = if capped { vec![tied] } else { orders };
+                let orders = if placements.len() * orders.len() > MAX_PLACEMENTS {
+                    vec![tied]
+                } else {
+                    orders
+                };
                 placements = placements
                     .into_iter()
                     .flat_map(|to| {
@@ -167,10 +225,112 @@ impl Canon {
             }
         }
         placements
+    }
+}
+
+/// A world cut into anonymous parts.
+struct Parts {
+    /// Per replica: its machine, incarnation, touch and callers.
+    replicas: Vec<Part>,
+    /// Per message in flight: its replica and the rest of it.
+    messages: Vec<(u8, Part)>,
+    /// Everything else: clock, store, provider, budgets, writers.
+    rest: Part,
+}
+
+impl Parts {
+    fn of(world: &World, flaw: Option<Flaw>) -> Parts {
+        // Spelled out so that a new field cannot be left out unnoticed.
+        let World {
+            now,
+            replicas,
+            callers: _,
+            store,
+            provider,
+            messages,
+            budget,
+            used,
+            lost_tokens,
+            links,
+            unlinked,
+        } = world;
+        let replicas = (0..replicas.len() as u8)
+            .map(|r| {
+                Part::of(Some(r), |h| {
+                    replicas[usize::from(r)].hash(h);
+                    for caller in callers_of(world, r) {
+                        hash_caller(caller, h);
+                    }
+                })
+            })
+            .collect();
+        let messages = messages
             .iter()
-            .map(|to| permuted_fingerprint(world, to, self.flaw))
-            .min()
-            .expect("at least one placement")
+            .map(|m| {
+                let r = m.sender().0;
+                (r, Part::of(Some(r), |h| with_replica(m, 0).hash(h)))
+            })
+            .collect();
+        let rest = Part::of(None, |h| {
+            now.hash(h);
+            match flaw {
+                Some(Flaw::LeaseOwnersKept) => store.hash(h.inner),
+                None => store.hash(h),
+            }
+            (provider, budget, used, lost_tokens, links, unlinked).hash(h);
+        });
+        Parts {
+            replicas,
+            messages,
+            rest,
+        }
+    }
+
+    /// Replica `r`'s sort key: its part and the set of its messages,
+    /// naming nobody.
+    fn key(&self, r: u8) -> u128 {
+        let mut messages: Vec<u128> = self
+            .messages
+            .iter()
+            .filter(|(sender, _)| *sender == r)
+            .map(|(_, part)| part.print)
+            .collect();
+        messages.sort_unstable();
+        gathered(|bytes| {
+            let h = &mut Gather(bytes);
+            self.replicas[usize::from(r)].print.hash(h);
+            messages.hash(h);
+        })
+    }
+
+    /// The fingerprint of the world with replica `r` moved to `to[r]`.
+    fn fingerprint(&self, to: &[u8]) -> u128 {
+        let mut from = vec![0u8; to.len()];
+        for (r, &p) in to.iter().enumerate() {
+            from[usize::from(p)] = r as u8;
+        }
+        // Messages in flight are a set (see `World::apply`): renamed, they
+        // enter sorted, whatever order their old names put them in.
+        let mut messages: Vec<u128> = self
+            .messages
+            .iter()
+            .map(|(r, part)| {
+                gathered(|bytes| {
+                    let h = &mut Gather(bytes);
+                    to[usize::from(*r)].hash(h);
+                    part.hash_renamed(to, h);
+                })
+            })
+            .collect();
+        messages.sort_unstable();
+        gathered(|bytes| {
+            let h = &mut Gather(bytes);
+            self.rest.hash_renamed(to, h);
+            for &r in &from {
+                self.replicas[usize::from(r)].hash_renamed(to, h);
+            }
+            messages.hash(h);
+        })
     }
 }
 
@@ -198,8 +358,8 @@ fn callers_of(world: &World, r: u8) -> &[Caller] {
     &world.callers[usize::from(r) * per..(usize::from(r) + 1) * per]
 }
 
-/// Hashes a caller as if it belonged to replica `replica`.
-fn hash_caller(caller: &Caller, replica: u8, h: &mut impl Hasher) {
+/// Hashes a caller without its replica (its part says whose it is).
+fn hash_caller(caller: &Caller, h: &mut impl Hasher) {
     // Spelled out so that a new field cannot be left out unnoticed.
     let Caller {
         replica: _,
@@ -212,7 +372,6 @@ fn hash_caller(caller: &Caller, replica: u8, h: &mut impl Hasher) {
         min_generation,
     } = caller;
     (
-        replica,
         link,
         requests_left,
         waiting,
@@ -224,7 +383,7 @@ fn hash_caller(caller: &Caller, replica: u8, h: &mut impl Hasher) {
         .hash(h);
 }
 
-/// `message` as if its replica were `replica`.
+/// `message` as if its replica were `to`.
 fn with_replica(message: &Message, to: u8) -> Message {
     let mut message = message.clone();
     match &mut message {
@@ -234,95 +393,4 @@ fn with_replica(message: &Message, to: u8) -> Message {
         | Message::Lost { replica, .. } => *replica = to,
     }
     message
-}
-
-/// The fingerprint of one message as if its replica were `replica`, owner
-/// ids renamed by `names`.
-fn message_print(message: &Message, replica: u8, names: Names<'_>) -> u128 {
-    gathered(|bytes| {
-        with_replica(message, replica).hash(&mut Rename {
-            inner: &mut Gather(bytes),
-            names,
-        })
-    })
-}
-
-/// Replica `r`'s sort key: what it is and what is on its way to or from
-/// it, naming nobody. The world keeps messages as a set (sorted by their
-/// hash, which names replicas), so they enter as a sorted set too.
-fn key(world: &World, r: u8) -> u128 {
-    let names = Names::SelfAndOthers(r);
-    let mut messages: Vec<u128> = world
-        .messages
-        .iter()
-        .filter(|m| m.sender().0 == r)
-        .map(|m| message_print(m, 0, names))
-        .collect();
-    messages.sort_unstable();
-    gathered(|bytes| {
-        let mut gather = Gather(bytes);
-        let h = &mut Rename {
-            inner: &mut gather,
-            names,
-        };
-        world.replicas[usize::from(r)].hash(h);
-        for caller in callers_of(world, r) {
-            hash_caller(caller, 0, h);
-        }
-        messages.hash(h);
-    })
-}
-
-/// The fingerprint of `world` with replica `r` moved to position `to[r]`
-/// and renamed accordingly.
-fn permuted_fingerprint(world: &World, to: &[u8], flaw: Option<Flaw>) -> u128 {
-    let mut from = vec![0u8; to.len()];
-    for (r, &p) in to.iter().enumerate() {
-        from[usize::from(p)] = r as u8;
-    }
-    // Messages in flight are a set (see `World::apply`): renamed, they
-    // enter sorted, whatever order their old names put them in.
-    let mut prints: Vec<u128> = world
-        .messages
-        .iter()
-        .map(|m| message_print(m, to[usize::from(m.sender().0)], Names::Permuted(to)))
-        .collect();
-    prints.sort_unstable();
-    gathered(|bytes| {
-        // Spelled out so that a new field cannot be left out unnoticed.
-        let World {
-            now,
-            replicas,
-            callers: _,
-            store,
-            provider,
-            messages: _,
-            budget,
-            used,
-            lost_tokens,
-            links,
-            unlinked,
-        } = world;
-        let mut gather = Gather(bytes);
-        let h = &mut Rename {
-            inner: &mut gather,
-            names: Names::Permuted(to),
-        };
-        now.hash(h);
-        for &r in &from {
-            replicas[usize::from(r)].hash(h);
-        }
-        for (p, &r) in from.iter().enumerate() {
-            for caller in callers_of(world, r) {
-                hash_caller(caller, p as u8, h);
-            }
-        }
-        match flaw {
-            Some(Flaw::LeaseOwnersKept) => store.hash(h.inner),
-            None => store.hash(h),
-        }
-        provider.hash(h);
-        prints.hash(h);
-        (budget, used, lost_tokens, links, unlinked).hash(h);
-    })
 }

@@ -1,5 +1,5 @@
-//! Renaming replicas inside opaque values: a `Hasher` adapter that rewrites
-//! owner ids as they are hashed.
+//! Taking replicas' names out of opaque values: a `Hasher` adapter that
+//! rewrites owner ids as they are hashed and notes whom they named.
 //!
 //! Machines (baton-core's and the zoo's), store rows, leases, compare-and-
 //! swap effects and read replies all carry owner ids, most of them behind
@@ -9,28 +9,25 @@
 //! replica `r`'s incarnation `k` `r{r}.{k}` (`WorldSpec::config`), and no
 //! other string in a world has that shape (tokens are `A1`, `u0.g1.R2`,
 //! links `u0`, provider names `github`): so rewriting exactly those byte
-//! strings renames every owner id, wherever it sits, and nothing else.
+//! strings reaches every owner id, wherever it sits, and nothing else.
 //! Integer writes pass through untouched: no owner id is an integer, and
 //! caller ids are local to their replica (`World::caller_id`).
+//!
+//! An owner id of the part's own replica becomes `\x01s.{k}`, any other
+//! `\x01o.{k}`, and the other's index is noted, in order. The anonymous
+//! bytes and the list of others named together say exactly what the
+//! original bytes said; renaming replicas then only maps the list.
 
 use std::hash::Hasher;
 
-/// How owner ids are rewritten.
-#[derive(Clone, Copy, Debug)]
-pub enum Names<'a> {
-    /// Replica `r` becomes replica `to[r]`: one member of the orbit.
-    Permuted(&'a [u8]),
-    /// Replica `me` becomes `s`, every other `o`: what a replica looks like
-    /// without saying who anyone is (a permutation-invariant sort key).
-    SelfAndOthers(u8),
-}
-
-/// A `Hasher` that forwards to `inner`, renaming owner ids on the way.
-pub struct Rename<'a, H: Hasher> {
-    /// Where the renamed bytes go.
+/// A `Hasher` that forwards to `inner` with owner ids anonymised.
+pub struct Anonymise<'a, H: Hasher> {
+    /// Where the anonymous bytes go.
     pub inner: &'a mut H,
-    /// The renaming.
-    pub names: Names<'a>,
+    /// The replica whose part this is, if any: its own id is "itself".
+    pub me: Option<u8>,
+    /// The other replicas named, in the order they were.
+    pub others: Vec<u8>,
 }
 
 /// The replica and incarnation of an owner id of the world's form
@@ -47,34 +44,25 @@ pub fn parse_owner(bytes: &[u8]) -> Option<(u8, &[u8])> {
     Some((u8::try_from(replica).ok()?, incarnation))
 }
 
-impl<H: Hasher> Hasher for Rename<'_, H> {
+impl<H: Hasher> Hasher for Anonymise<'_, H> {
     fn write(&mut self, bytes: &[u8]) {
         let Some((replica, incarnation)) = parse_owner(bytes) else {
             return self.inner.write(bytes);
         };
-        let mut renamed = [0u8; 32];
-        let head: &[u8] = match self.names {
-            Names::Permuted(to) => match to.get(usize::from(replica)) {
-                Some(&new) => {
-                    let mut at = 1;
-                    renamed[0] = b'r';
-                    for digit in new.to_string().bytes() {
-                        renamed[at] = digit;
-                        at += 1;
-                    }
-                    &renamed[..at]
-                }
-                // Not a replica of this world: not an owner id after all.
-                None => return self.inner.write(bytes),
-            },
-            Names::SelfAndOthers(me) if me == replica => b"s",
-            Names::SelfAndOthers(_) => b"o",
+        let mut out = [0u8; 32];
+        let tag: &[u8] = if self.me == Some(replica) {
+            b"\x01s."
+        } else {
+            self.others.push(replica);
+            b"\x01o."
         };
-        let mut out = Vec::with_capacity(head.len() + 1 + incarnation.len());
-        out.extend_from_slice(head);
-        out.push(b'.');
-        out.extend_from_slice(incarnation);
-        self.inner.write(&out);
+        let len = tag.len() + incarnation.len();
+        if len > out.len() {
+            return self.inner.write(bytes);
+        }
+        out[..tag.len()].copy_from_slice(tag);
+        out[tag.len()..len].copy_from_slice(incarnation);
+        self.inner.write(&out[..len]);
     }
     fn write_u8(&mut self, i: u8) {
         self.inner.write_u8(i)
@@ -111,13 +99,16 @@ mod tests {
     use crate::fingerprint::Gather;
     use std::hash::Hash;
 
-    fn renamed(value: &str, names: Names<'_>) -> Vec<u8> {
+    fn anonymous(value: &str, me: Option<u8>) -> (Vec<u8>, Vec<u8>) {
         let mut bytes = Vec::new();
-        value.hash(&mut Rename {
+        let mut h = Anonymise {
             inner: &mut Gather(&mut bytes),
-            names,
-        });
-        bytes
+            me,
+            others: Vec::new(),
+        };
+        value.hash(&mut h);
+        let others = h.others;
+        (bytes, others)
     }
 
     fn plain(value: &str) -> Vec<u8> {
@@ -127,18 +118,20 @@ mod tests {
     }
 
     #[test]
-    fn owner_ids_are_renamed_and_nothing_else() {
-        let to = [2, 0, 1];
-        assert_eq!(renamed("r0.3", Names::Permuted(&to)), plain("r2.3"));
-        assert_eq!(renamed("r2.0", Names::Permuted(&to)), plain("r1.0"));
-        assert_eq!(renamed("r1.0", Names::SelfAndOthers(1)), plain("s.0"));
-        assert_eq!(renamed("r0.0", Names::SelfAndOthers(1)), plain("o.0"));
-        for other in ["r7.0", "u0.g1.R2", "A1", "r0", "r.1", "r0.1x", "github"] {
-            assert_eq!(
-                renamed(other, Names::Permuted(&to)),
-                plain(other),
-                "{other}"
-            );
+    fn owner_ids_are_anonymised_and_nothing_else() {
+        assert_eq!(anonymous("r1.3", Some(1)), (plain("\x01s.3"), vec![]));
+        assert_eq!(anonymous("r0.0", Some(1)), (plain("\x01o.0"), vec![0]));
+        assert_eq!(anonymous("r2.0", None), (plain("\x01o.0"), vec![2]));
+        for other in [
+            "u0.g1.R2",
+            "A1",
+            "r0",
+            "r.1",
+            "r0.1x",
+            "github",
+            "access-for-R1",
+        ] {
+            assert_eq!(anonymous(other, Some(0)), (plain(other), vec![]), "{other}");
         }
     }
 }
