@@ -168,6 +168,7 @@ fn result(
         seconds: started.elapsed().as_secs_f64(),
         stored_bytes: 0,
         widest_level: 0,
+        shard: None,
         replay: None,
         diagram: None,
         timeline: None,

@@ -12,6 +12,7 @@
 //! - [`scenario`]: TOML scenarios with expected verdicts;
 //! - [`report`]: timelines and sequence diagrams of counterexamples;
 //! - [`run`]: checking scenarios, replay files, output formats;
+//! - [`merge`]: one verdict from the results of sharded runs;
 //! - [`coverage`]: what each verdict is worth (proof, bounded, sampled);
 //! - [`zoo`]: models of the historical algorithms.
 
@@ -22,6 +23,7 @@ pub mod coverage;
 pub mod explore;
 pub mod fingerprint;
 pub mod invariants;
+pub mod merge;
 pub mod randomized;
 pub mod reached;
 pub mod reduction;

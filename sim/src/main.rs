@@ -124,6 +124,12 @@ enum Command {
         /// A `.replay.json` file written by `baton check`.
         file: PathBuf,
     },
+    /// Merge the JSON results of sharded `check --shard i/n --format json` runs into one verdict
+    /// per scenario × algorithm (printed as JSON; exit status as `check`'s).
+    Merge {
+        /// The result files, one per shard.
+        files: Vec<PathBuf>,
+    },
     /// Measure the explorer: states, transitions, time and states/s per scenario × algorithm.
     Bench {
         /// Scenario files or directories.
@@ -221,6 +227,39 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 Format::Junit => print!("{}", junit(&results)),
             }
             Ok(if results.iter().all(|r| r.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Merge { files } => {
+            let runs = files
+                .iter()
+                .map(|f| {
+                    let text =
+                        std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))
+                })
+                .collect::<Result<Vec<serde_json::Value>, String>>()?;
+            let merged = baton_sim::merge::merge(&runs)?;
+            for m in &merged {
+                eprintln!(
+                    "{} × {}: {} ({})",
+                    m["scenario"].as_str().unwrap_or(""),
+                    m["algorithm"].as_str().unwrap_or(""),
+                    m["verdict"].as_str().unwrap_or(""),
+                    if m["ok"] == true {
+                        "as expected"
+                    } else {
+                        "NOT as expected"
+                    }
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&merged).map_err(|e| e.to_string())?
+            );
+            Ok(if merged.iter().all(|m| m["ok"] == true) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -124,6 +124,10 @@ pub struct CheckResult {
     /// the ones held in full); 0 for the other checkers.
     #[serde(default)]
     pub widest_level: usize,
+    /// The shard this result covers (`i/n`, 1-based), if the explorer ran
+    /// one of several: `baton merge` joins them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// The replay file of the counterexample, if one was found.
     pub replay: Option<String>,
     /// The diagram of the counterexample, if one was found.
@@ -337,6 +341,10 @@ pub fn check_one(
         seconds: stats.elapsed.as_secs_f64(),
         stored_bytes: stats.stored_bytes,
         widest_level: stats.widest_level,
+        shard: options
+            .shard
+            .filter(|s| s.count > 1)
+            .map(|s| format!("{}/{}", s.index + 1, s.count)),
         replay: None,
         diagram: None,
         timeline: None,
