@@ -11,7 +11,8 @@
 //! - [`symmetry`]: one fingerprint per orbit under renaming replicas;
 //! - [`scenario`]: TOML scenarios with expected verdicts;
 //! - [`report`]: timelines and sequence diagrams of counterexamples;
-//! - [`run`]: checking scenarios, replay files, output formats;
+//! - [`run`]: checking scenarios, replay files, output formats ([`found`]:
+//!   what a check found, and its verdict as shown);
 //! - [`merge`]: one verdict from the results of sharded runs;
 //! - [`coverage`]: what each verdict is worth (proof, bounded, sampled);
 //! - [`zoo`]: models of the historical algorithms.
@@ -22,6 +23,7 @@ pub mod concurrent;
 pub mod coverage;
 pub mod explore;
 pub mod fingerprint;
+pub mod found;
 pub mod invariants;
 pub mod merge;
 pub mod randomized;
