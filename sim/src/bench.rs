@@ -56,6 +56,7 @@ pub fn efforts(
         invariants: invariants.clone(),
         reduce: true,
         record_reached: false,
+        ..Options::default()
     };
     out.push(explore(&spec, &options, &mut |_| {}).ok().map(|e| Effort {
         runs: e.stats.states as u64,

@@ -3,10 +3,10 @@
 //! subcommand and flag included. A user's whole checking binary:
 //!
 //! ```no_run
-//! use crate::registry::Registration;
+//! use baton_sim::registry::Registration;
 //!
 //! fn main() -> std::process::ExitCode {
-//!     crate::cli::run_with([
+//!     baton_sim::cli::run_with([
 //!         Registration::new("ours", baton_core::Machine::new).takes_lease(true),
 //!     ])
 //! }
@@ -120,6 +120,9 @@ enum Command {
         /// Explore every step in every state: no partial-order reduction.
         #[arg(long)]
         no_reduction: bool,
+        /// Count worlds that differ only in replicas' names apart: no symmetry reduction.
+        #[arg(long)]
+        no_symmetry: bool,
         /// Report what the explorer's runs reached, per algorithm: fault kinds fired, outside
         /// writers that acted, (input × stage) pairs of the machine met; and what never was.
         #[arg(long)]
@@ -133,6 +136,12 @@ enum Command {
     Replay {
         /// A `.replay.json` file written by `baton check`.
         file: PathBuf,
+    },
+    /// Merge the JSON results of sharded `check --shard i/n --format json` runs into one verdict
+    /// per scenario × algorithm (printed as JSON; exit status as `check`'s).
+    Merge {
+        /// The result files, one per shard.
+        files: Vec<PathBuf>,
     },
     /// Measure the explorer: states, transitions, time and states/s per scenario × algorithm.
     Bench {
@@ -150,6 +159,9 @@ enum Command {
         /// Explore every step in every state: no partial-order reduction.
         #[arg(long)]
         no_reduction: bool,
+        /// Count worlds that differ only in replicas' names apart: no symmetry reduction.
+        #[arg(long)]
+        no_symmetry: bool,
         #[command(flatten)]
         budgets: BudgetArgs,
     },
@@ -192,6 +204,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             verbose,
             checker,
             no_reduction,
+            no_symmetry,
             coverage,
             budgets,
         } => {
@@ -205,6 +218,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 budgets: budgets.budgets(),
                 reduce: !no_reduction,
                 record_reached: coverage,
+                symmetry: !no_symmetry,
             };
             let results = check_all(&paths, &options)?;
             let reached = coverage.then(|| {
@@ -252,6 +266,39 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Merge { files } => {
+            let runs = files
+                .iter()
+                .map(|f| {
+                    let text =
+                        std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))
+                })
+                .collect::<Result<Vec<serde_json::Value>, String>>()?;
+            let merged = crate::merge::merge(&runs)?;
+            for m in &merged {
+                eprintln!(
+                    "{} × {}: {} ({})",
+                    m["scenario"].as_str().unwrap_or(""),
+                    m["algorithm"].as_str().unwrap_or(""),
+                    m["verdict"].as_str().unwrap_or(""),
+                    if m["ok"] == true {
+                        "as expected"
+                    } else {
+                        "NOT as expected"
+                    }
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&merged).map_err(|e| e.to_string())?
+            );
+            Ok(if merged.iter().all(|m| m["ok"] == true) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Replay { file } => {
             let (text, reproduced) = replay(&file)?;
             print!("{text}");
@@ -275,33 +322,64 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             paths,
             algorithm,
             no_reduction,
+            no_symmetry,
             ..
         } => {
             let options = CheckOptions {
                 algorithms: algorithm,
                 reduce: !no_reduction,
+                symmetry: !no_symmetry,
                 ..CheckOptions::explore(std::env::temp_dir().join("baton-bench"))
             };
             let results = check_all(&paths, &options)?;
             println!(
-                "{:<34} {:<21} {:>10} {:>12} {:>6} {:>9} {:>12}",
-                "scenario", "algorithm", "states", "transitions", "depth", "time", "states/s"
+                "{:<34} {:<21} {:>10} {:>12} {:>6} {:>9} {:>12} {:>8} {:>9}",
+                "scenario",
+                "algorithm",
+                "states",
+                "transitions",
+                "depth",
+                "time",
+                "states/s",
+                "B/state",
+                "widest"
             );
             for r in &results {
                 println!(
-                    "{:<34} {:<21} {:>10} {:>12} {:>6} {:>8.3}s {:>12.0}",
+                    "{:<34} {:<21} {:>10} {:>12} {:>6} {:>8.3}s {:>12.0} {:>8.1} {:>9}",
                     r.scenario,
                     r.algorithm,
                     r.states,
                     r.transitions,
                     r.depth,
                     r.seconds,
-                    r.states as f64 / r.seconds.max(1e-9)
+                    r.states as f64 / r.seconds.max(1e-9),
+                    r.stored_bytes as f64 / r.states.max(1) as f64,
+                    r.widest_level
+                );
+            }
+            // The process's peak, frontier worlds and all: per state, it is
+            // only meaningful when one scenario × algorithm ran.
+            if let Some(peak) = peak_rss_bytes() {
+                let states: usize = results.iter().map(|r| r.states).sum();
+                println!(
+                    "peak RSS {:.1} MB for {states} states: {:.0} B/state (B/state above: \
+                     visited set and paths only)",
+                    peak as f64 / 1e6,
+                    peak as f64 / states.max(1) as f64
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The process's peak resident set (Linux's `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn compare_checkers(

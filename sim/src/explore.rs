@@ -1,7 +1,10 @@
 //! `explore`: exhaustive breadth-first search over every interleaving and
 //! fault the world allows, with state hashing (each distinct world is
-//! expanded once), symmetry reduction of untouched callers and replicas
-//! (done by [`World::actions`]), partial-order reduction of steps that
+//! expanded once), symmetry reduction over replicas (one fingerprint per
+//! orbit under renaming interchangeable replicas, see [`crate::symmetry`];
+//! the worlds kept and the runs reported are the real ones), the world's
+//! own rule that untouched callers and replicas start in order (see
+//! [`World::actions`]), partial-order reduction of steps that
 //! commute (see [`crate::reduction`]), a hard state budget, and sharding.
 //!
 //! Each breadth-first level is expanded in fixed chunks on every core
@@ -15,16 +18,16 @@
 //! takes its commuting step first. A budget that runs out gives
 //! [`Verdict::BudgetExhausted`] — never "holds".
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::fingerprint::Visited;
 use crate::invariants::{Invariant, Moment};
 use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
+use crate::symmetry::{Canon, Symmetry};
 use crate::world::{Action, World};
 
 /// One slice of an exploration: shard `index` of `count` (0-based).
@@ -77,6 +80,9 @@ pub struct Options {
     /// pairs): `baton check --coverage`. Off by default: it costs a record
     /// per step.
     pub record_reached: bool,
+    /// Count a world and its copies with interchangeable replicas renamed
+    /// as one state (see [`crate::symmetry`]). Off only to measure it.
+    pub symmetry: Symmetry,
 }
 
 impl Default for Options {
@@ -87,6 +93,7 @@ impl Default for Options {
             invariants: Invariant::ALL.to_vec(),
             reduce: true,
             record_reached: false,
+            symmetry: Symmetry::Replicas,
         }
     }
 }
@@ -105,6 +112,13 @@ pub struct Stats {
     pub reduced: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// Bytes held for the states behind the frontier at the end: the
+    /// visited set's table (a fingerprint and a control byte per slot, by
+    /// capacity) and the path table (parent and step per state). Worlds
+    /// are kept only while they are on the frontier.
+    pub stored_bytes: usize,
+    /// States in the widest level: the frontier, whose worlds are held.
+    pub widest_level: usize,
 }
 
 impl Stats {
@@ -147,55 +161,6 @@ pub struct Exploration {
     pub reached: Option<Reached>,
 }
 
-/// A 128-bit fingerprint of a world: the world's `Hash` bytes are gathered
-/// into a buffer reused from world to world (one per thread), then hashed
-/// in one pass of XXH3-128. A collision among a few million states is
-/// astronomically unlikely.
-fn fingerprint(world: &World) -> u128 {
-    thread_local! {
-        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BYTES.with(|bytes| {
-        let mut bytes = bytes.borrow_mut();
-        bytes.clear();
-        world.hash(&mut Gather(&mut bytes));
-        xxhash_rust::xxh3::xxh3_128(&bytes)
-    })
-}
-
-/// A `Hasher` that only collects what it is fed.
-struct Gather<'a>(&'a mut Vec<u8>);
-
-impl Hasher for Gather<'_> {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-    }
-    fn finish(&self) -> u64 {
-        unreachable!("a gathered world is hashed by the fingerprinter")
-    }
-}
-
-/// Hashes the fingerprints in the visited set: they are hashes already, so
-/// their low bits serve as they are.
-#[derive(Default)]
-struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Visited = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
-
 /// Checks every invariant in `invariants` on `world`.
 pub fn check(
     world: &World,
@@ -216,9 +181,19 @@ pub fn check(
     None
 }
 
+/// What is kept of every state for its path: its parent's index and the
+/// step from it. The world itself is dropped once expanded.
 struct Node {
     parent: u32,
     action: Option<Action>,
+}
+
+/// The bytes `visited` and `nodes` hold, by capacity (a hash table of
+/// `u128`s spends one control byte per slot besides; `capacity` is the
+/// usable slots, about 7/8 of those allocated).
+fn stored_bytes(visited: &Visited, nodes: &Vec<Node>) -> usize {
+    let slots = (visited.capacity() * 8 / 7).next_power_of_two();
+    slots * (std::mem::size_of::<u128>() + 1) + nodes.capacity() * std::mem::size_of::<Node>()
 }
 
 /// States expanded per parallel round: enough to keep every core busy,
@@ -265,12 +240,18 @@ fn successor(
 /// one whose result is not yet `visited` (the cycle proviso: a commuting
 /// step that led back to a known state could be postponed forever, so
 /// such a state is expanded in full), else every step.
-fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited) -> Expansion {
+fn expand(
+    world: &World,
+    spec: &WorldSpec,
+    options: &Options,
+    canon: &Canon,
+    visited: &Visited,
+) -> Expansion {
     let judge = |next: &World| check(next, spec, &options.invariants);
     let mut reached = options.record_reached.then(Reached::default);
     if options.reduce {
         if let Some((action, next)) = commuting_step(world, spec) {
-            let print = fingerprint(&next);
+            let print = canon.fingerprint(&next);
             if !visited.contains(&print) {
                 if let Some(reached) = &mut reached {
                     let mut met = Vec::new();
@@ -297,7 +278,7 @@ fn expand(world: &World, spec: &WorldSpec, options: &Options, visited: &Visited)
         .into_iter()
         .filter_map(|action| {
             let next = successor(world, spec, action, &mut reached);
-            let print = fingerprint(&next);
+            let print = canon.fingerprint(&next);
             if visited.contains(&print) {
                 return None;
             }
@@ -339,6 +320,7 @@ pub fn explore(
     let mut reached = options.record_reached.then(Reached::default);
     let finish = |verdict, mut stats: Stats, reached: Option<Reached>| {
         stats.elapsed = started.elapsed();
+        stats.widest_level = stats.widest_level.max(1);
         Ok(Exploration {
             verdict,
             stats,
@@ -356,9 +338,12 @@ pub fn explore(
             reached,
         );
     }
+    let canon = Canon::new(spec, options.symmetry);
     let mut visited = Visited::default();
-    visited.reserve(options.max_states.min(1 << 22));
-    visited.insert(fingerprint(&initial));
+    // Reserved small: the table doubles as it fills, and a large reserve
+    // would be most of a small world's memory.
+    visited.reserve(options.max_states.min(1 << 16));
+    visited.insert(canon.fingerprint(&initial));
     let mut nodes = vec![Node {
         parent: 0,
         action: None,
@@ -397,7 +382,7 @@ pub fn explore(
             // it, and change them in place instead of copying them.
             let expanded: Vec<(u32, Expansion)> = chunk
                 .into_par_iter()
-                .map(|(node, world)| (node, expand(&world, spec, options, &visited)))
+                .map(|(node, world)| (node, expand(&world, spec, options, &canon, &visited)))
                 .collect();
             let mut budget_spent = false;
             let mut seen_in_round = Vec::new();
@@ -420,6 +405,7 @@ pub fn explore(
                     stats.states += 1;
                     stats.max_depth = depth + 1;
                     if let Some((invariant, reason)) = broken {
+                        stats.stored_bytes = stored_bytes(&visited, &nodes);
                         let actions = path(&nodes, index);
                         return finish(
                             Verdict::Violated(Counterexample {
@@ -447,13 +433,17 @@ pub fn explore(
             }
             seen_in_round.into_par_iter().for_each(drop);
             if budget_spent {
+                stats.stored_bytes = stored_bytes(&visited, &nodes);
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);
         }
+        let width = next_frontier.iter().map(Vec::len).sum();
+        stats.widest_level = stats.widest_level.max(width);
         frontier = next_frontier;
         depth += 1;
     }
+    stats.stored_bytes = stored_bytes(&visited, &nodes);
     finish(Verdict::Holds, stats, reached)
 }

@@ -71,6 +71,7 @@ struct Entry {
     name: String,
     description: String,
     takes_lease: bool,
+    symmetric: bool,
     machine_type: TypeId,
     factory: Arc<Factory>,
 }
@@ -95,6 +96,7 @@ impl Registration {
                 name: name.to_owned(),
                 description: String::new(),
                 takes_lease: false,
+                symmetric: true,
                 machine_type: TypeId::of::<M>(),
                 factory: Arc::new(move |config| AnyMachine::new(factory(config))),
             },
@@ -112,6 +114,21 @@ impl Registration {
     /// per replica (DESIGN.md section 4). Default `false`.
     pub fn takes_lease(mut self, takes_lease: bool) -> Registration {
         self.entry.takes_lease = takes_lease;
+        self
+    }
+}
+
+impl Registration {
+    /// Whether the explorer may treat replicas running this algorithm as
+    /// interchangeable (symmetry reduction, [`crate::symmetry`]). Default
+    /// `true`, which is sound when the machine tells replicas apart only by
+    /// the owner id of its `Config`, kept as an `OwnerId` or the string it
+    /// holds (the reduction recognises replicas' names in the state it
+    /// hashes, as `r{replica}.{incarnation}`). A machine that turns its owner
+    /// id into something else — a number, a hash, a substring — must say
+    /// `false`, or worlds that differ would be explored as one.
+    pub fn symmetric(mut self, symmetric: bool) -> Registration {
+        self.entry.symmetric = symmetric;
         self
     }
 }
@@ -246,6 +263,12 @@ impl Algorithm {
     /// (`single_flight` then holds per link overall, not only per replica).
     pub fn takes_lease(self) -> bool {
         read()[usize::from(self.0)].takes_lease
+    }
+
+    /// Whether replicas running it may be permuted by symmetry reduction
+    /// (see [`Registration::symmetric`]).
+    pub fn symmetric(self) -> bool {
+        read()[usize::from(self.0)].symmetric
     }
 }
 

@@ -15,68 +15,11 @@ use crate::invariants::excuses::excused_by;
 use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
+use crate::symmetry::Symmetry;
 use crate::world::Action;
 use crate::zoo::Algorithm;
 
-/// What an exploration found, comparable with an [`Expectation`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "found")]
-pub enum Found {
-    /// Every invariant held.
-    Holds,
-    /// This invariant broke.
-    Violates {
-        /// Its name.
-        invariant: String,
-        /// Why.
-        reason: String,
-    },
-    /// The state budget ran out; nothing proven.
-    BudgetExhausted,
-    /// The checker cannot run this scenario.
-    NotApplicable {
-        /// Why not.
-        reason: String,
-    },
-    /// The checker stopped without a verdict (it gave up on a run, or a
-    /// run ended in a way it cannot judge); nothing proven, nothing found.
-    Inconclusive {
-        /// What happened.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for Found {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Found::Holds => f.write_str("holds"),
-            Found::Violates { invariant, .. } => write!(f, "violates {invariant}"),
-            Found::BudgetExhausted => f.write_str("budget exhausted (not proven)"),
-            Found::NotApplicable { .. } => f.write_str("n/a"),
-            Found::Inconclusive { .. } => f.write_str("inconclusive"),
-        }
-    }
-}
-
-/// The verdict as shown: a violation as found (whatever the coverage), the
-/// absence of one qualified by how much was searched — `holds (proof)`,
-/// `holds (bounded)`, `holds (sampled)`, or, where a violation was
-/// expected, `not found (bounded)` / `not found in N samples (sampled)`.
-pub fn verdict_text(
-    expected: Expectation,
-    found: &Found,
-    coverage: &Coverage,
-    runs: usize,
-) -> String {
-    match (found, expected) {
-        (Found::Holds, Expectation::Holds) => format!("holds ({})", coverage.kind()),
-        (Found::Holds, Expectation::Violates(_)) => match coverage {
-            Coverage::Sampled(_) => format!("not found in {runs} samples (sampled)"),
-            other => format!("not found ({})", other.kind()),
-        },
-        (other, _) => other.to_string(),
-    }
-}
+pub use crate::found::{verdict_text, Found};
 
 /// One (scenario, algorithm) result.
 #[derive(Clone, Debug, Serialize)]
@@ -115,6 +58,18 @@ pub struct CheckResult {
     pub depth: usize,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Bytes the explorer held for the states behind its frontier (see
+    /// [`Stats::stored_bytes`]); 0 for the other checkers.
+    #[serde(default)]
+    pub stored_bytes: usize,
+    /// States in the explorer's widest level (its frontier's worlds are
+    /// the ones held in full); 0 for the other checkers.
+    #[serde(default)]
+    pub widest_level: usize,
+    /// The shard this result covers (`i/n`, 1-based), if the explorer ran
+    /// one of several: `baton merge` joins them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// The replay file of the counterexample, if one was found.
     pub replay: Option<String>,
     /// The diagram of the counterexample (Mermaid text), if one was found.
@@ -210,6 +165,8 @@ pub struct CheckOptions {
     pub reduce: bool,
     /// Record what the explorer's runs reached (`--coverage`).
     pub record_reached: bool,
+    /// Symmetry reduction over replicas (on unless measuring it).
+    pub symmetry: bool,
 }
 
 impl CheckOptions {
@@ -225,6 +182,7 @@ impl CheckOptions {
             budgets: Budgets::default(),
             reduce: true,
             record_reached: false,
+            symmetry: true,
         }
     }
 }
@@ -262,6 +220,11 @@ pub fn check_one(
         invariants: scenario.invariants.clone(),
         reduce: options.reduce,
         record_reached: options.record_reached,
+        symmetry: if options.symmetry {
+            Symmetry::Replicas
+        } else {
+            Symmetry::Off
+        },
     };
     let label = format!("{} × {algorithm}", scenario.name);
     let mut bar: Option<indicatif::ProgressBar> = None;
@@ -322,6 +285,12 @@ pub fn check_one(
         transitions: stats.transitions,
         depth: stats.max_depth,
         seconds: stats.elapsed.as_secs_f64(),
+        stored_bytes: stats.stored_bytes,
+        widest_level: stats.widest_level,
+        shard: options
+            .shard
+            .filter(|s| s.count > 1)
+            .map(|s| format!("{}/{}", s.index + 1, s.count)),
         replay: None,
         diagram: None,
         drawing: None,

@@ -70,7 +70,7 @@ impl World {
                     )
                 });
                 let input = Input::TokenRequested {
-                    caller: CallerId(u64::from(caller)),
+                    caller: self.caller_id(caller),
                     link,
                 };
                 self.feed(spec, replica, input, &mut note);
@@ -221,7 +221,7 @@ impl World {
                     )
                 });
                 let input = Input::CallerGone {
-                    caller: CallerId(u64::from(caller)),
+                    caller: self.caller_id(caller),
                 };
                 self.feed(spec, replica, input, &mut note);
             }
@@ -279,6 +279,30 @@ impl World {
         });
     }
 
+    /// The id replica `r`'s machine knows `caller` by: its place among
+    /// that replica's callers. Local rather than the world's index, so
+    /// that no machine's state names which replica it is (`crate::symmetry`
+    /// permutes replicas and renames owner ids, never caller ids).
+    fn caller_id(&self, caller: u16) -> CallerId {
+        let replica = self.callers[usize::from(caller)].replica;
+        let first = self
+            .callers
+            .iter()
+            .position(|c| c.replica == replica)
+            .expect("a caller's replica has callers");
+        CallerId((usize::from(caller) - first) as u64)
+    }
+
+    /// The world's index of the caller replica `r`'s machine calls `id`.
+    fn caller_index(&self, r: usize, id: CallerId) -> usize {
+        let first = self
+            .callers
+            .iter()
+            .position(|c| usize::from(c.replica) == r)
+            .expect("a machine answers only its own callers");
+        first + usize::try_from(id.0).expect("caller ids are indices")
+    }
+
     pub(super) fn feed(&mut self, spec: &WorldSpec, r: usize, input: Input, note: &mut Notes<'_>) {
         let local = shift(self.now, spec.skew(r));
         let replica = &mut self.replicas[r];
@@ -298,7 +322,7 @@ impl World {
         }
         for effect in effects {
             if let Effect::Answer { caller, result, .. } = effect {
-                self.answer(caller, result, note);
+                self.answer(self.caller_index(r, caller), result, note);
             } else {
                 note.add(|| {
                     (
@@ -319,11 +343,10 @@ impl World {
 
     fn answer(
         &mut self,
-        caller: CallerId,
+        index: usize,
         result: Result<baton_core::AccessGrant, RefreshError>,
         note: &mut Notes<'_>,
     ) {
-        let index = usize::try_from(caller.0).expect("caller ids are indices");
         let link = self.links[usize::from(self.callers[index].link)].clone();
         let judged = crate::invariants::judge_answer(&*self, &link, &result).or_else(|| {
             crate::invariants::judge_family(
@@ -336,7 +359,7 @@ impl World {
         note.add(|| {
             (
                 replica,
-                caller_name(self, caller.0 as u16),
+                caller_name(self, index as u16),
                 match &result {
                     Ok(grant) => format!("gets access token {}", grant.token.expose_secret()),
                     Err(error) => format!("gets an error: {error}"),

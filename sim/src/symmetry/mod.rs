@@ -1,0 +1,398 @@
+//! Symmetry reduction over replicas: the explorer fingerprints one member
+//! of each world's orbit under permutations of interchangeable replicas,
+//! so a world and its copies with the replicas' names swapped count as
+//! one state.
+//!
+//! The technique is canonical sorting by a permutation-invariant key, the
+//! pragmatic form of TLC's `SYMMETRY` sets (Lamport, "Specifying Systems",
+//! §14.3.4) and of stateright's `Representative` (a state maps itself to a
+//! representative of its orbit; `stateright::actor::RepresentativeIndex`
+//! does it by sorting actors and rewriting ids the same way):
+//! 1. Each replica gets a key: a hash of its machine, incarnation, callers
+//!    and the set of messages to and from it, with owner ids renamed to
+//!    "itself" or "another" ([`Anonymise`]), so the key does not depend on
+//!    anyone's name.
+//! 2. Within each class of interchangeable replicas, members are placed in
+//!    the class's positions in key order.
+//! 3. Keys can tie without the replicas being the same up to names. Every
+//!    placement of the tied members is then tried and the smallest
+//!    fingerprint wins, which keeps the representative canonical; past
+//!    [`MAX_PLACEMENTS`] the tie stays in index order instead, which stays
+//!    sound (the fingerprint is still of a member of the orbit) and only
+//!    reduces less.
+//! 4. The fingerprint is of the world with replicas moved to their new
+//!    positions and renamed consistently everywhere: callers (replica-
+//!    major, moved as blocks), messages' replica fields, and owner ids
+//!    inside machines, store rows, leases and messages. The messages in
+//!    flight are a set to the world, which keeps them sorted by a hash
+//!    that names replicas; renamed, they are sorted again.
+//!
+//! Each part of the world (a replica with its callers, a message, the
+//! rest) is hashed once per world, anonymised: owner ids become "itself"
+//! or "another", and the others named are noted in order ([`rename`]).
+//! The part's hash and that list say all its bytes said. Keys are built
+//! from those hashes, and each placement only maps the lists and hashes
+//! the parts' hashes in the new order, so trying several placements costs
+//! little more than one. The provider, the clock, the
+//!    fault budget and the outside writers' state name no replica.
+//!
+//! Only the fingerprint is canonical: the explorer keeps, checks and
+//! expands the worlds as they were reached, so a counterexample is a run of
+//! real steps with real replica names and replays as it is.
+//!
+//! Which replicas are interchangeable: those with the same algorithm
+//! (`fleet`) and the same clock skew. Everything else about a replica is
+//! the same for all (callers per replica, configuration but for the owner
+//! id), and fault budgets are the world's, not a replica's. A rolling
+//! deploy or a skewed fleet is split into classes; a class of one is never
+//! permuted, so a world of all-different replicas is explored as without
+//! symmetry. Callers within a replica are not permuted: their ids live
+//! inside the machine as integers, which the renaming cannot tell apart
+//! from other integers; the world's own rule that only the first untouched
+//! caller of a replica and link may start ([`crate::world`]) is what is
+//! reduced there.
+//!
+//! Sound because every invariant judges a world the same way as any of its
+//! renamings, and a renamed world steps exactly as the original with the
+//! names swapped. `sim/tests/symmetry.rs` checks it: verdicts kept on every
+//! scenario, the same orbits reached on generated worlds, and a
+//! deliberately wrong canonicaliser ([`Flaw`]) caught.
+
+mod rename;
+
+use std::hash::{Hash, Hasher};
+
+pub use rename::{parse_owner, Anonymise};
+
+use crate::fingerprint::{fingerprint, gathered, Gather};
+use crate::spec::WorldSpec;
+use crate::world::{Caller, Message, World};
+
+/// Placements of tied replicas tried per world before settling for index
+/// order: 4! covers any tie among four replicas.
+pub const MAX_PLACEMENTS: usize = 24;
+
+/// Whether and how the explorer reduces by symmetry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symmetry {
+    /// Every world fingerprinted as it is.
+    Off,
+    /// Interchangeable replicas permuted.
+    Replicas,
+    /// A deliberately wrong canonicaliser, kept so the soundness tests can
+    /// show that they catch one.
+    #[doc(hidden)]
+    Flawed(Flaw),
+}
+
+/// A mistake a canonicaliser could make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flaw {
+    /// Owner ids in the store's rows (the leases) are not renamed.
+    LeaseOwnersKept,
+}
+
+/// The canonicaliser of one world spec.
+#[derive(Clone, Debug)]
+pub struct Canon {
+    /// Per class of interchangeable replicas (two or more), its members'
+    /// indices, ascending.
+    classes: Vec<Vec<u8>>,
+    flaw: Option<Flaw>,
+}
+
+/// One part of a world, hashed anonymously, and the replicas it names
+/// other than its own, in order.
+struct Part {
+    print: u128,
+    others: Vec<u8>,
+}
+
+impl Part {
+    fn of(me: Option<u8>, feed: impl FnOnce(&mut Anonymise<'_, Gather<'_>>)) -> Part {
+        let mut others = Vec::new();
+        let print = gathered(|bytes| {
+            let mut gather = Gather(bytes);
+            let mut h = Anonymise {
+                inner: &mut gather,
+                me,
+                others: Vec::new(),
+            };
+            feed(&mut h);
+            others = h.others;
+        });
+        Part { print, others }
+    }
+
+    /// Hashes the part as it reads after renaming replica `r` to `to[r]`.
+    fn hash_renamed(&self, to: &[u8], h: &mut impl Hasher) {
+        self.print.hash(h);
+        self.others.len().hash(h);
+        for &other in &self.others {
+            to.get(usize::from(other)).copied().unwrap_or(other).hash(h);
+        }
+    }
+}
+
+impl Canon {
+    /// The canonicaliser for `spec` under `symmetry`.
+    pub fn new(spec: &WorldSpec, symmetry: Symmetry) -> Canon {
+        let flaw = match symmetry {
+            Symmetry::Off => {
+                return Canon {
+                    classes: Vec::new(),
+                    flaw: None,
+                }
+            }
+            Symmetry::Replicas => None,
+            Symmetry::Flawed(flaw) => Some(flaw),
+        };
+        let mut classes: Vec<Vec<u8>> = Vec::new();
+        let alike = |a: usize, b: usize| {
+            spec.algorithm_of(a) == spec.algorithm_of(b)
+                && spec.algorithm_of(a).symmetric()
+                && spec.skew(a) == spec.skew(b)
+        };
+        for r in 0..spec.replicas {
+            match classes
+                .iter_mut()
+                .find(|class| alike(usize::from(class[0]), usize::from(r)))
+            {
+                Some(class) => class.push(r),
+                None => classes.push(vec![r]),
+            }
+        }
+        classes.retain(|class| class.len() > 1);
+        Canon { classes, flaw }
+    }
+
+    /// Whether any replicas are permuted at all.
+    pub fn active(&self) -> bool {
+        !self.classes.is_empty()
+    }
+
+    /// The fingerprint of `world`'s orbit representative.
+    pub fn fingerprint(&self, world: &World) -> u128 {
+        if !self.active() {
+            return fingerprint(world);
+        }
+        let parts = Parts::of(world, self.flaw);
+        let keys: Vec<u128> = (0..world.replicas.len() as u8)
+            .map(|r| parts.key(r))
+            .collect();
+        self.placements(world.replicas.len(), &keys)
+            .iter()
+            .map(|to| parts.fingerprint(to))
+            .min()
+            .expect("at least one placement")
+    }
+
+    /// The placements to try (`to[r]`: replica `r`'s new index): members
+    /// of each class in key order, each run of tied keys every way (up to
+    /// [`MAX_PLACEMENTS`] in all).
+    fn placements(&self, replicas: usize, keys: &[u128]) -> Vec<Vec<u8>> {
+        let mut placements: Vec<Vec<u8>> = vec![(0..replicas as u8).collect()];
+        for class in &self.classes {
+            let mut members: Vec<(u128, u8)> =
+                class.iter().map(|&r| (keys[usize::from(r)], r)).collect();
+            members.sort_unstable();
+            let mut start = 0;
+            while start < members.len() {
+                let end = start
+                    + members[start..]
+                        .iter()
+                        .take_while(|m| m.0 == members[start].0)
+                        .count();
+                let tied: Vec<u8> = members[start..end].iter().map(|m| m.1).collect();
+                let positions = &class[start..end];
+                let orders = orderings(&tied);
+                let orders = if placements.len() * orders.len() > MAX_PLACEMENTS {
+                    vec![tied]
+                } else {
+                    orders
+                };
+                placements = placements
+                    .into_iter()
+                    .flat_map(|to| {
+                        orders.iter().map(move |order| {
+                            let mut to = to.clone();
+                            for (&member, &position) in order.iter().zip(positions) {
+                                to[usize::from(member)] = position;
+                            }
+                            to
+                        })
+                    })
+                    .collect();
+                start = end;
+            }
+        }
+        placements
+    }
+}
+
+/// A world cut into anonymous parts.
+struct Parts {
+    /// Per replica: its machine, incarnation, touch and callers.
+    replicas: Vec<Part>,
+    /// Per message in flight: its replica and the rest of it.
+    messages: Vec<(u8, Part)>,
+    /// Everything else: clock, store, provider, budgets, writers.
+    rest: Part,
+}
+
+impl Parts {
+    fn of(world: &World, flaw: Option<Flaw>) -> Parts {
+        // Spelled out so that a new field cannot be left out unnoticed.
+        let World {
+            now,
+            replicas,
+            callers: _,
+            store,
+            provider,
+            messages,
+            budget,
+            used,
+            lost_tokens,
+            links,
+            unlinked,
+        } = world;
+        let replicas = (0..replicas.len() as u8)
+            .map(|r| {
+                Part::of(Some(r), |h| {
+                    replicas[usize::from(r)].hash(h);
+                    for caller in callers_of(world, r) {
+                        hash_caller(caller, h);
+                    }
+                })
+            })
+            .collect();
+        let messages = messages
+            .iter()
+            .map(|m| {
+                let r = m.sender().0;
+                (r, Part::of(Some(r), |h| with_replica(m, 0).hash(h)))
+            })
+            .collect();
+        let rest = Part::of(None, |h| {
+            now.hash(h);
+            match flaw {
+                Some(Flaw::LeaseOwnersKept) => store.hash(h.inner),
+                None => store.hash(h),
+            }
+            (provider, budget, used, lost_tokens, links, unlinked).hash(h);
+        });
+        Parts {
+            replicas,
+            messages,
+            rest,
+        }
+    }
+
+    /// Replica `r`'s sort key: its part and the set of its messages,
+    /// naming nobody.
+    fn key(&self, r: u8) -> u128 {
+        let mut messages: Vec<u128> = self
+            .messages
+            .iter()
+            .filter(|(sender, _)| *sender == r)
+            .map(|(_, part)| part.print)
+            .collect();
+        messages.sort_unstable();
+        gathered(|bytes| {
+            let h = &mut Gather(bytes);
+            self.replicas[usize::from(r)].print.hash(h);
+            messages.hash(h);
+        })
+    }
+
+    /// The fingerprint of the world with replica `r` moved to `to[r]`.
+    fn fingerprint(&self, to: &[u8]) -> u128 {
+        let mut from = vec![0u8; to.len()];
+        for (r, &p) in to.iter().enumerate() {
+            from[usize::from(p)] = r as u8;
+        }
+        // Messages in flight are a set (see `World::apply`): renamed, they
+        // enter sorted, whatever order their old names put them in.
+        let mut messages: Vec<u128> = self
+            .messages
+            .iter()
+            .map(|(r, part)| {
+                gathered(|bytes| {
+                    let h = &mut Gather(bytes);
+                    to[usize::from(*r)].hash(h);
+                    part.hash_renamed(to, h);
+                })
+            })
+            .collect();
+        messages.sort_unstable();
+        gathered(|bytes| {
+            let h = &mut Gather(bytes);
+            self.rest.hash_renamed(to, h);
+            for &r in &from {
+                self.replicas[usize::from(r)].hash_renamed(to, h);
+            }
+            messages.hash(h);
+        })
+    }
+}
+
+/// Every ordering of `items`.
+fn orderings(items: &[u8]) -> Vec<Vec<u8>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for (i, &first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(i);
+        for mut tail in orderings(&rest) {
+            tail.insert(0, first);
+            out.push(tail);
+        }
+    }
+    out
+}
+
+/// Replica `r`'s callers: the world keeps them replica-major, the same
+/// number for every replica.
+fn callers_of(world: &World, r: u8) -> &[Caller] {
+    let per = world.callers.len() / world.replicas.len().max(1);
+    &world.callers[usize::from(r) * per..(usize::from(r) + 1) * per]
+}
+
+/// Hashes a caller without its replica (its part says whose it is).
+fn hash_caller(caller: &Caller, h: &mut impl Hasher) {
+    // Spelled out so that a new field cannot be left out unnoticed.
+    let Caller {
+        replica: _,
+        link,
+        requests_left,
+        waiting,
+        cancelled,
+        died,
+        bad,
+        min_generation,
+    } = caller;
+    (
+        link,
+        requests_left,
+        waiting,
+        cancelled,
+        died,
+        bad,
+        min_generation,
+    )
+        .hash(h);
+}
+
+/// `message` as if its replica were `to`.
+fn with_replica(message: &Message, to: u8) -> Message {
+    let mut message = message.clone();
+    match &mut message {
+        Message::Sent { replica, .. }
+        | Message::Reply { replica, .. }
+        | Message::ReadReply { replica, .. }
+        | Message::Lost { replica, .. } => *replica = to,
+    }
+    message
+}
