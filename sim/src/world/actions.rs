@@ -41,7 +41,8 @@ impl World {
 
     fn progress_actions(&self, spec: &WorldSpec, out: &mut Vec<Action>) {
         // Symmetry: untouched callers of one replica and link are
-        // interchangeable, and so are untouched replicas with equal clocks;
+        // interchangeable, and so are untouched replicas with equal clocks
+        // running the same algorithm (a mixed fleet's replicas are not);
         // only the first of each group may start.
         let first_untouched_replica = (0..self.replicas.len()).find(|r| !self.replicas[*r].touched);
         let mut started_groups = BTreeSet::new();
@@ -51,9 +52,11 @@ impl World {
             }
             let r = usize::from(caller.replica);
             if !self.replicas[r].touched {
-                let same_clock =
-                    first_untouched_replica.is_some_and(|first| spec.skew(first) == spec.skew(r));
-                if first_untouched_replica != Some(r) && same_clock {
+                let alike = first_untouched_replica.is_some_and(|first| {
+                    spec.skew(first) == spec.skew(r)
+                        && spec.algorithm_of(first) == spec.algorithm_of(r)
+                });
+                if first_untouched_replica != Some(r) && alike {
                     continue;
                 }
             }
