@@ -1,6 +1,9 @@
 //! Properties of the explorer itself: budgets never pass for proofs, shards
 //! together cover one run, counterexamples are shortest and replay.
 
+#[path = "support/sample.rs"]
+mod sample;
+
 use std::path::PathBuf;
 
 use baton_sim::explore::{check, explore, Options, Shard, Verdict};
@@ -142,32 +145,14 @@ fn compare_reduction(
 
 #[test]
 fn partial_order_reduction_keeps_every_scenario_verdict() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let scenarios = baton_sim::scenario::load_all(&[dir]).unwrap();
+    let scenarios = sample::scenarios();
     let (mut full_total, mut reduced_total) = (0, 0);
-    // Matrix cells are thousands of small worlds of a few shapes: a fixed
-    // quarter of them is compared here (every one with
-    // BATON_EVERY_MATRIX_CELL=1), the hand-written scenarios all.
-    let every_cell = std::env::var_os("BATON_EVERY_MATRIX_CELL").is_some();
-    let mut cell_checks = 0usize;
-    for scenario in &scenarios {
-        // The 2-million-state scenario is the benchmark's, not a test's.
-        if scenario.name == "three_replicas_crash_cancel" {
-            continue;
-        }
-        for (algorithm, _) in &scenario.expectations {
-            if scenario.name.contains('[') {
-                cell_checks += 1;
-                if !every_cell && cell_checks % 4 != 1 {
-                    continue;
-                }
-            }
-            let spec = scenario.spec_for(*algorithm);
-            let what = format!("{} × {algorithm}", scenario.name);
-            let (full, reduced) = compare_reduction(&spec, &scenario.invariants, &what);
-            full_total += full;
-            reduced_total += reduced;
-        }
+    for (scenario, algorithm) in sample::sampled(&scenarios) {
+        let spec = scenario.spec_for(algorithm);
+        let what = format!("{} × {algorithm}", scenario.name);
+        let (full, reduced) = compare_reduction(&spec, &scenario.invariants, &what);
+        full_total += full;
+        reduced_total += reduced;
     }
     assert!(
         reduced_total < full_total,

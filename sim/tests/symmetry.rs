@@ -6,9 +6,10 @@
 
 #[path = "support/orbit.rs"]
 mod orbit;
+#[path = "support/sample.rs"]
+mod sample;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
 
 use baton_sim::explore::{explore, Options, Verdict};
 use baton_sim::invariants::Invariant;
@@ -18,10 +19,6 @@ use baton_sim::spec::WorldSpec;
 use baton_sim::symmetry::{Canon, Flaw, Symmetry};
 use baton_sim::world::World;
 use baton_sim::zoo::Algorithm;
-
-/// The scenario in `scenarios/` that is a benchmark, too large for a test
-/// twice over (`scenarios/bench/` holds the larger ones).
-const BENCH_ONLY: [&str; 1] = ["three_replicas_crash_cancel"];
 
 fn outcome(verdict: &Verdict) -> String {
     match verdict {
@@ -47,48 +44,33 @@ fn run(
 
 #[test]
 fn symmetry_keeps_every_scenario_verdict_and_counterexamples_replay() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let scenarios = baton_sim::scenario::load_all(&[dir]).unwrap();
-    // As in the partial-order reduction's test: a fixed quarter of the
-    // matrix cells (every one with BATON_EVERY_MATRIX_CELL=1), every
-    // hand-written scenario.
-    let every_cell = std::env::var_os("BATON_EVERY_MATRIX_CELL").is_some();
-    let (mut cell_checks, mut full_total, mut reduced_total) = (0usize, 0, 0);
-    for scenario in &scenarios {
-        if BENCH_ONLY.contains(&scenario.name.as_str()) {
-            continue;
-        }
-        for (algorithm, _) in &scenario.expectations {
-            if scenario.name.contains('[') {
-                cell_checks += 1;
-                if !every_cell && cell_checks % 4 != 1 {
-                    continue;
-                }
-            }
-            let spec = scenario.spec_for(*algorithm);
-            let what = format!("{} × {algorithm}", scenario.name);
-            let full = run(&spec, &scenario.invariants, Symmetry::Off);
-            let reduced = run(&spec, &scenario.invariants, Symmetry::Replicas);
-            assert_eq!(
-                outcome(&reduced.verdict),
-                outcome(&full.verdict),
-                "{what}: symmetry reduction changed the verdict"
+    // As in the partial-order reduction's test (support/sample.rs).
+    let scenarios = sample::scenarios();
+    let (mut full_total, mut reduced_total) = (0, 0);
+    for (scenario, algorithm) in sample::sampled(&scenarios) {
+        let spec = scenario.spec_for(algorithm);
+        let what = format!("{} × {algorithm}", scenario.name);
+        let full = run(&spec, &scenario.invariants, Symmetry::Off);
+        let reduced = run(&spec, &scenario.invariants, Symmetry::Replicas);
+        assert_eq!(
+            outcome(&reduced.verdict),
+            outcome(&full.verdict),
+            "{what}: symmetry reduction changed the verdict"
+        );
+        if full.verdict == Verdict::Holds {
+            assert!(
+                reduced.stats.states <= full.stats.states,
+                "{what}: the reduced search is larger"
             );
-            if full.verdict == Verdict::Holds {
-                assert!(
-                    reduced.stats.states <= full.stats.states,
-                    "{what}: the reduced search is larger"
-                );
-                full_total += full.stats.states;
-                reduced_total += reduced.stats.states;
-            }
-            // The run found under symmetry is of real steps: it replays
-            // and breaks the same invariant at its end.
-            if let Verdict::Violated(cx) = &reduced.verdict {
-                let (_, end) = timeline(&spec, &cx.actions).unwrap();
-                let broken = baton_sim::explore::check(&end, &spec, &scenario.invariants);
-                assert_eq!(broken.map(|(i, _)| i), Some(cx.invariant), "{what}");
-            }
+            full_total += full.stats.states;
+            reduced_total += reduced.stats.states;
+        }
+        // The run found under symmetry is of real steps: it replays
+        // and breaks the same invariant at its end.
+        if let Verdict::Violated(cx) = &reduced.verdict {
+            let (_, end) = timeline(&spec, &cx.actions).unwrap();
+            let broken = baton_sim::explore::check(&end, &spec, &scenario.invariants);
+            assert_eq!(broken.map(|(i, _)| i), Some(cx.invariant), "{what}");
         }
     }
     assert!(
