@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::report::TimelineStep;
+use crate::world::LogEntry;
 
 const LANE_WIDTH: usize = 150;
 const LEFT: usize = 60;
@@ -33,9 +34,112 @@ pub struct Caption<'a> {
     pub invariant: &'a str,
 }
 
+/// One numbered band of the drawing: what happened in one step, and the
+/// world after it (beside the band, and on hover).
+#[derive(Clone, Debug)]
+pub struct Band {
+    /// 1-based, as in the printed timeline.
+    pub number: usize,
+    /// What happened, in order: arrows between lanes, or boxes on one.
+    pub entries: Vec<LogEntry>,
+    /// The world after the step, in words (empty when not known).
+    pub after: String,
+}
+
+impl From<&TimelineStep> for Band {
+    fn from(step: &TimelineStep) -> Band {
+        Band {
+            number: step.number,
+            entries: step.entries.clone(),
+            after: format!(
+                "{}  store {}  provider live {}",
+                step.now,
+                step.rows.join(" | "),
+                step.provider_live.join(" | ")
+            ),
+        }
+    }
+}
+
+/// A thread checker's log (loom's or shuttle's, one line per step of an
+/// execution) as bands. Callers are numbered across the whole execution
+/// there (`caller 2 (r1) asks for …`); each gets the lane `r1.c2` of the
+/// replica it asked. `r0: <effect> → <answer>` is an arrow from the
+/// replica to the store or the provider; anything else is a note on the
+/// lane it names, or on the store's.
+pub fn thread_bands(log: &[String]) -> Vec<Band> {
+    let mut replica_of: Vec<(String, String)> = Vec::new();
+    let caller_lane = |caller: &str, replica_of: &[(String, String)]| match replica_of
+        .iter()
+        .find(|(c, _)| c == caller)
+    {
+        Some((_, replica)) => format!("{replica}.c{caller}"),
+        None => format!("c{caller}"),
+    };
+    let entry = |from: String, to: String, text: &str| LogEntry {
+        from,
+        to,
+        text: text.to_owned(),
+    };
+    log.iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let replica_step = line.split_once(": ").filter(|(who, _)| {
+                who.strip_prefix('r')
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            });
+            let caller = line.strip_prefix("caller ").and_then(|rest| {
+                let (number, what) = rest.split_once(' ')?;
+                Some((number.to_owned(), what))
+            });
+            let lost = line
+                .strip_prefix("the answer to caller ")
+                .and_then(|rest| rest.split_whitespace().next());
+            let entries = if let Some((replica, what)) = replica_step {
+                let to = if what.starts_with("exchange") || what.starts_with("validat") {
+                    "provider"
+                } else {
+                    "store"
+                };
+                vec![entry(replica.to_owned(), to.to_owned(), what)]
+            } else if let Some((number, what)) = caller {
+                if let Some(replica) = what
+                    .strip_prefix('(')
+                    .and_then(|rest| rest.split_once(')'))
+                    .map(|(replica, _)| replica.to_owned())
+                {
+                    replica_of.push((number.clone(), replica.clone()));
+                    let lane = caller_lane(&number, &replica_of);
+                    // The lane names the replica: `asks for github/u0`.
+                    let what = what.split_once(") ").map_or(what, |(_, rest)| rest);
+                    vec![entry(lane, replica, what)]
+                } else {
+                    let lane = caller_lane(&number, &replica_of);
+                    match (what.starts_with("gets"), lane.split_once(".c")) {
+                        (true, Some((replica, _))) => {
+                            vec![entry(replica.to_owned(), lane.clone(), what)]
+                        }
+                        _ => vec![entry(lane.clone(), lane, what)],
+                    }
+                }
+            } else if let Some(number) = lost {
+                let lane = caller_lane(number, &replica_of);
+                vec![entry(lane.clone(), lane, line)]
+            } else {
+                vec![entry("store".into(), "store".into(), line)]
+            };
+            Band {
+                number: i + 1,
+                entries,
+                after: String::new(),
+            }
+        })
+        .collect()
+}
+
 /// The lane of each actor: callers (`r0.c1`), replicas (`r0`), the store,
 /// the provider, then the rest in order of appearance.
-fn lanes(steps: &[TimelineStep]) -> Vec<String> {
+fn lanes(steps: &[Band]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for entry in steps.iter().flat_map(|s| &s.entries) {
         for name in [&entry.from, &entry.to] {
@@ -85,19 +189,30 @@ fn text_width(text: &str) -> usize {
 /// The run as an SVG document. The last step is the one that breaks the
 /// invariant (a breadth-first explorer and proptest both stop there).
 pub fn svg(steps: &[TimelineStep], caption: &Caption<'_>) -> String {
+    draw(&steps.iter().map(Band::from).collect::<Vec<_>>(), caption)
+}
+
+/// Bands as an SVG document; the last is the one that breaks the invariant
+/// (a thread checker stops at the step where it saw the violation).
+pub fn draw(steps: &[Band], caption: &Caption<'_>) -> String {
     let lanes = lanes(steps);
     let x = |name: &str| {
         let i = lanes.iter().position(|l| l == name).unwrap_or(0);
         LEFT + LANE_WIDTH / 2 + i * LANE_WIDTH
     };
     let lanes_right = LEFT + lanes.len().max(1) * LANE_WIDTH;
-    let after = |step: &TimelineStep| {
-        format!(
-            "{}  store {}  provider live {}",
-            step.now,
-            step.rows.join(" | "),
-            step.provider_live.join(" | ")
-        )
+    let after = |step: &Band| {
+        if step.after.is_empty() {
+            // No world state beside a thread checker's step: hovering
+            // still names it in full.
+            step.entries
+                .iter()
+                .map(|e| e.text.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            step.after.clone()
+        }
     };
     // Arrow labels may be wider than a lane: the canvas grows to fit them.
     let widest_label = steps
@@ -112,7 +227,8 @@ pub fn svg(steps: &[TimelineStep], caption: &Caption<'_>) -> String {
     let beside_x = lanes_right.max(widest_label) + 16;
     let widest_after = steps
         .iter()
-        .map(|s| text_width(&after(s)))
+        .map(|s| text_width(&s.after))
+        .chain([text_width(caption.invariant) + 13 * 8])
         .max()
         .unwrap_or(0);
     let width = (beside_x + widest_after + 24)
@@ -204,18 +320,24 @@ pub fn svg(steps: &[TimelineStep], caption: &Caption<'_>) -> String {
                 .unwrap();
             }
         }
-        writeln!(
-            out,
-            r##"<text x="{beside_x}" y="{}" fill="#556">{}</text>"##,
-            y + 14,
-            escape(&after(step)),
-        )
-        .unwrap();
+        // A thread checker's step has no world state to show beside it;
+        // its text is already on the arrow.
+        let mark_y = if step.after.is_empty() {
+            y + 14
+        } else {
+            writeln!(
+                out,
+                r##"<text x="{beside_x}" y="{}" fill="#556">{}</text>"##,
+                y + 14,
+                escape(&step.after),
+            )
+            .unwrap();
+            y + band.max(ENTRY_HEIGHT) - 4
+        };
         if breaking {
             writeln!(
                 out,
-                r##"<text x="{beside_x}" y="{}" fill="#b00020" font-weight="bold">✗ {} breaks here</text>"##,
-                y + band.max(ENTRY_HEIGHT) - 4,
+                r##"<text x="{beside_x}" y="{mark_y}" fill="#b00020" font-weight="bold">✗ {} breaks here</text>"##,
                 escape(caption.invariant),
             )
             .unwrap();
@@ -260,8 +382,9 @@ mod tests {
             step(2, &[("provider", "r0", "issued"), ("r0.c0", "r0", "asks")]),
             step(3, &[("relink", "store", "writes")]),
         ];
+        let bands: Vec<Band> = steps.iter().map(Band::from).collect();
         assert_eq!(
-            lanes(&steps),
+            lanes(&bands),
             ["r0.c0", "r1", "r0", "store", "provider", "clock", "relink"]
         );
     }
@@ -284,5 +407,52 @@ mod tests {
         assert!(svg.contains("&lt;oops&gt;"));
         assert!(svg.contains(r#"id="step-2""#) && svg.contains("✗ no_reuse breaks here"));
         assert_eq!(svg.matches("breaks here").count(), 1);
+    }
+
+    #[test]
+    fn a_thread_log_draws_callers_on_the_replica_they_asked() {
+        let log: Vec<String> = [
+            "caller 0 (r0) asks for github/octocat",
+            "caller 1 (r1) asks for github/octocat",
+            "r0: read the row → row read",
+            "r1: exchange R1 → issued",
+            "caller 1 gets access token A2",
+            "the answer to caller 0 is lost",
+            "caller 0 goes away",
+            "the clock moves to t=5s",
+        ]
+        .map(String::from)
+        .to_vec();
+        let bands = thread_bands(&log);
+        let arrows: Vec<(&str, &str)> = bands
+            .iter()
+            .map(|b| (b.entries[0].from.as_str(), b.entries[0].to.as_str()))
+            .collect();
+        assert_eq!(
+            arrows,
+            [
+                ("r0.c0", "r0"),
+                ("r1.c1", "r1"),
+                ("r0", "store"),
+                ("r1", "provider"),
+                ("r1", "r1.c1"),
+                ("r0.c0", "r0.c0"),
+                ("r0.c0", "r0.c0"),
+                ("store", "store"),
+            ]
+        );
+        assert_eq!(
+            lanes(&bands),
+            ["r0.c0", "r1.c1", "r0", "r1", "store", "provider"]
+        );
+        let svg = draw(
+            &bands,
+            &Caption {
+                title: "t",
+                reason: "r",
+                invariant: "no_reuse",
+            },
+        );
+        assert!(svg.contains(r#"id="step-8""#) && svg.contains("✗ no_reuse breaks here"));
     }
 }

@@ -20,6 +20,7 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
 use crate::fingerprint::Visited;
@@ -380,10 +381,13 @@ pub fn explore(
             // Each world is dropped as soon as it is expanded: its children
             // then hold the only references to the parts they share with
             // it, and change them in place instead of copying them.
-            let expanded: Vec<(u32, Expansion)> = chunk
-                .into_par_iter()
-                .map(|(node, world)| (node, expand(&world, spec, options, &canon, &visited)))
-                .collect();
+            let expand_one = |(node, world): (u32, World)| {
+                (node, expand(&world, spec, options, &canon, &visited))
+            };
+            #[cfg(feature = "parallel")]
+            let expanded: Vec<(u32, Expansion)> = chunk.into_par_iter().map(expand_one).collect();
+            #[cfg(not(feature = "parallel"))]
+            let expanded: Vec<(u32, Expansion)> = chunk.into_iter().map(expand_one).collect();
             let mut budget_spent = false;
             let mut seen_in_round = Vec::new();
             'chunk: for (node, expansion) in expanded {
@@ -431,7 +435,12 @@ pub fn explore(
                     }
                 }
             }
+            // Freeing a round's duplicates is a third of the work on
+            // wide levels: spread it too.
+            #[cfg(feature = "parallel")]
             seen_in_round.into_par_iter().for_each(drop);
+            #[cfg(not(feature = "parallel"))]
+            drop(seen_in_round);
             if budget_spent {
                 stats.stored_bytes = stored_bytes(&visited, &nodes);
                 return finish(Verdict::BudgetExhausted, stats, reached);

@@ -2,9 +2,7 @@
 //! verdict compared with the expectation, and any counterexample written
 //! next to a replay file. Output formats for people and for CI.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +10,7 @@ use crate::checkers::{Budgets, Checker};
 use crate::coverage::Coverage;
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
 use crate::invariants::excuses::excused_by;
+use crate::progress::Progress;
 use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
 use crate::scenario::{Expectation, Scenario};
@@ -227,30 +226,12 @@ pub fn check_one(
         },
     };
     let label = format!("{} × {algorithm}", scenario.name);
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let show = options.progress && std::io::stderr().is_terminal();
-    let mut progress = |stats: &Stats| {
-        if !show || stats.elapsed < Duration::from_secs(1) {
-            return;
-        }
-        let bar = bar.get_or_insert_with(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        bar.set_message(format!(
-            "{label}: {} states, {} transitions, depth {}, {:.0} states/s",
-            stats.states,
-            stats.transitions,
-            stats.max_depth,
-            stats.states_per_second()
-        ));
-    };
-    let exploration = explore(&spec, &explore_options, &mut progress)
-        .map_err(|e| format!("{}: {e}", scenario.path.display()))?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let mut progress = Progress::new(options.progress, label);
+    let exploration = explore(&spec, &explore_options, &mut |stats: &Stats| {
+        progress.update(stats)
+    })
+    .map_err(|e| format!("{}: {e}", scenario.path.display()))?;
+    progress.finish();
     let stats = exploration.stats;
     let coverage = explorer_coverage(&exploration.verdict, &explore_options, stats.states);
     let (found, counterexample) = match exploration.verdict {

@@ -44,7 +44,7 @@ impl Suite {
     }
 
     /// The command that runs a `baton` with this algorithm registered (a
-    /// user's binary calling [`crate::cli::run_with`]), for the replay line
+    /// user's binary calling `baton_sim::cli::run_with`, feature `cli`), for the replay line
     /// of a failure. Default: `baton`, which knows only the built-ins.
     pub fn replay_with(mut self, command: &str) -> Suite {
         self.replay_command = command.to_owned();

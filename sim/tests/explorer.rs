@@ -229,7 +229,7 @@ fn observations(spec: &WorldSpec, reduce: bool) -> (std::collections::BTreeSet<u
 /// which a wrong reduction can keep by luck.
 #[test]
 fn partial_order_reduction_hides_no_observable_state() {
-    use baton_sim::randomized::{WorldShape, PROVIDERS};
+    use baton_sim::shape::{WorldShape, PROVIDERS};
     let mut reduced_somewhere = false;
     for replicas in 1..=2 {
         for callers in 1..=2 {

@@ -6,6 +6,8 @@
 //! deadlock, panicked, and a destructor run during the unwinding panicked
 //! again: the process aborted (exit 134) with no verdict.
 
+#![cfg(feature = "threads")]
+
 use std::path::Path;
 
 use baton_sim::concurrent::{loom_checker, shuttle_checker};

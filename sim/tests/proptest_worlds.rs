@@ -5,6 +5,8 @@
 //! The zoo's known failures are persisted in `proptest-regressions/` and
 //! checked in: those cases run first, every time, forever.
 
+#![cfg(feature = "proptest")]
+
 use baton_sim::invariants::Invariant;
 use baton_sim::randomized::{search_worlds, PropOptions};
 use baton_sim::zoo::Algorithm;

@@ -13,8 +13,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use baton_sim::explore::{explore, Options, Verdict};
 use baton_sim::invariants::Invariant;
-use baton_sim::randomized::{WorldShape, PROVIDERS};
 use baton_sim::report::timeline;
+use baton_sim::shape::{WorldShape, PROVIDERS};
 use baton_sim::spec::WorldSpec;
 use baton_sim::symmetry::{Canon, Flaw, Symmetry};
 use baton_sim::world::World;

@@ -4,6 +4,8 @@
 //! breaks the invariant the scenario names — and a failing shuttle
 //! schedule replays to the same violation.
 
+#![cfg(feature = "threads")]
+
 use std::path::{Path, PathBuf};
 
 use baton_sim::checkers::Checker;

@@ -1,180 +1,27 @@
-//! The four checkers behind `baton check --checker`: the explorer, loom,
-//! shuttle and proptest. Each turns one (scenario, algorithm) into the same
-//! [`CheckResult`] — the same verdict table, the same counterexample files,
-//! the same replay command — whichever found it.
+//! loom and shuttle behind `--checker loom|shuttle`: one (scenario,
+//! algorithm) as threads over the real coordinator, its verdict, and a
+//! counterexample that replays (feature `threads`).
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Instant;
-
-use serde::{Deserialize, Serialize};
 
 use crate::concurrent::loom_checker::{self, LoomOptions};
 use crate::concurrent::shuttle_checker::{self, ShuttleMode};
 use crate::concurrent::{ThreadPlan, ThreadViolation};
 use crate::coverage::Coverage;
 use crate::invariants::Invariant;
-use crate::randomized::{self, PropOptions};
 use crate::run::{CheckOptions, CheckResult, Found, ReplayFile};
 use crate::scenario::{Expectation, Scenario};
 use crate::zoo::Algorithm;
 
-/// A checker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Checker {
-    /// Exhaustive breadth-first search of the world model.
-    Explore,
-    /// loom over the real coordinator, bounded preemption.
-    Loom,
-    /// shuttle over the real coordinator: PCT (depths 3 and 6), random,
-    /// then depth-first.
-    Shuttle,
-    /// proptest: random schedules of the world model, shrunk.
-    Proptest,
-}
-
-impl Checker {
-    /// Every checker, in the order `all` runs them.
-    pub const ALL: [Checker; 4] = [
-        Checker::Explore,
-        Checker::Loom,
-        Checker::Shuttle,
-        Checker::Proptest,
-    ];
-
-    /// The checker's name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Checker::Explore => "explore",
-            Checker::Loom => "loom",
-            Checker::Shuttle => "shuttle",
-            Checker::Proptest => "proptest",
-        }
-    }
-}
-
-impl fmt::Display for Checker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Checker {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Checker::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| {
-                format!("unknown checker `{s}` (expected explore, loom, shuttle, proptest or all)")
-            })
-    }
-}
-
-/// The budgets of the sampling and bounded checkers.
-#[derive(Clone, Debug)]
-pub struct Budgets {
-    /// loom's preemption bound (`None`: chosen from the thread count).
-    pub loom_preemption_bound: Option<usize>,
-    /// Executions per shuttle mode.
-    pub shuttle_iterations: usize,
-    /// Seed of shuttle's random and PCT schedulers, and of proptest.
-    pub seed: u64,
-    /// proptest cases.
-    pub proptest_cases: u32,
-}
-
-impl Default for Budgets {
-    fn default() -> Self {
-        Budgets {
-            loom_preemption_bound: None,
-            shuttle_iterations: 1000,
-            seed: 0,
-            proptest_cases: 2048,
-        }
-    }
-}
+use super::Budgets;
+use super::{render_log, result, target_invariants, thread_mermaid, Checker, ThreadReplay};
 
 /// loom's default preemption bound: 2, the depth at which every zoo
 /// failure of the thread-checkable scenarios is found (most concurrency
 /// bugs need at most two preemptions), at most a minute per scenario.
 pub fn default_loom_bound(_plan: &ThreadPlan) -> usize {
     2
-}
-
-/// The invariants a sampling or bounded checker is asked about: the
-/// expected one where a violation is expected (the explorer reports the
-/// first invariant on a shortest run; another checker reaches other runs
-/// first, and is asked whether it can find this failure), otherwise all the
-/// scenario checks.
-pub fn target_invariants(scenario: &Scenario, expected: Expectation) -> Vec<Invariant> {
-    match expected {
-        Expectation::Violates(invariant) => vec![invariant],
-        Expectation::Holds => scenario.invariants.clone(),
-    }
-}
-
-/// Whether `found` agrees with `expected`. A sampled search that met no
-/// violation where one is expected does not contradict it — a sample proves
-/// nothing either way — and passes as unconfirmed ([`unconfirmed`]); a
-/// proof or a bounded search that finds none does contradict it.
-fn verdict_ok(expected: Expectation, found: &Found, coverage: &Coverage) -> bool {
-    match (expected, found) {
-        (_, Found::NotApplicable { .. }) => true,
-        (Expectation::Violates(_), Found::Holds) => matches!(coverage, Coverage::Sampled(_)),
-        (Expectation::Holds, Found::Holds) => true,
-        (Expectation::Violates(i), Found::Violates { invariant, .. }) => i.name() == invariant,
-        _ => false,
-    }
-}
-
-/// An expected violation that a search did not meet.
-pub fn unconfirmed(expected: Expectation, found: &Found) -> bool {
-    matches!((expected, found), (Expectation::Violates(_), Found::Holds))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn result(
-    scenario: &Scenario,
-    algorithm: Algorithm,
-    expected: Expectation,
-    checker: Checker,
-    found: Found,
-    coverage: Coverage,
-    executions: u64,
-    started: Instant,
-) -> CheckResult {
-    let states = usize::try_from(executions).unwrap_or(usize::MAX);
-    CheckResult {
-        scenario: scenario.name.clone(),
-        path: scenario.path.display().to_string(),
-        algorithm: algorithm.to_string(),
-        checker: checker.name().into(),
-        expected: expected.to_string(),
-        ok: verdict_ok(expected, &found, &coverage),
-        unconfirmed: unconfirmed(expected, &found),
-        verdict: crate::run::verdict_text(expected, &found, &coverage, states),
-        excused: crate::invariants::excuses::excused_by(
-            &scenario.spec_for(algorithm).faults,
-            &scenario.invariants,
-        ),
-        found,
-        coverage,
-        states,
-        transitions: 0,
-        depth: 0,
-        seconds: started.elapsed().as_secs_f64(),
-        stored_bytes: 0,
-        widest_level: 0,
-        shard: None,
-        replay: None,
-        diagram: None,
-        drawing: None,
-        timeline: None,
-        reached: None,
-    }
 }
 
 /// Runs one (scenario, algorithm) under loom or shuttle.
@@ -321,23 +168,6 @@ pub fn shuttle_modes(budgets: &Budgets) -> Vec<ShuttleMode> {
     ]
 }
 
-/// How a thread checker's counterexample is replayed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "checker")]
-pub enum ThreadReplay {
-    /// Re-run loom with the same bound: its search order is deterministic,
-    /// so it stops at the same first failing execution.
-    Loom {
-        /// The preemption bound of the run.
-        preemption_bound: usize,
-    },
-    /// Run exactly shuttle's failing schedule.
-    Shuttle {
-        /// shuttle's encoded schedule.
-        schedule: String,
-    },
-}
-
 /// A violation a thread checker found, with what replays it.
 struct ThreadFinding {
     checker: Checker,
@@ -381,6 +211,16 @@ fn write_thread_counterexample(
     );
     std::fs::write(&diagram_path, thread_mermaid(&violation.log, &title))
         .map_err(|e| format!("cannot write {}: {e}", diagram_path.display()))?;
+    let drawing_path = options.out_dir.join(format!("{stem}.svg"));
+    let caption = crate::draw::Caption {
+        title: &title,
+        reason: &violation.reason,
+        invariant: violation.invariant.name(),
+    };
+    let drawing = crate::draw::draw(&crate::draw::thread_bands(&violation.log), &caption);
+    std::fs::write(&drawing_path, drawing)
+        .map_err(|e| format!("cannot write {}: {e}", drawing_path.display()))?;
+    out.drawing = Some(drawing_path.display().to_string());
     out.replay = Some(replay_path.display().to_string());
     out.diagram = Some(diagram_path.display().to_string());
     out.timeline = Some(render_log(&violation.log));
@@ -392,94 +232,6 @@ fn write_json(path: &Path, file: &ReplayFile) -> Result<(), String> {
     std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// A thread checker's log as a numbered timeline.
-pub fn render_log(log: &[String]) -> String {
-    log.iter()
-        .enumerate()
-        .map(|(i, line)| format!("{:>4}. {line}\n", i + 1))
-        .collect()
-}
-
-/// A thread checker's log as a Mermaid sequence diagram: callers ask their
-/// replica, replicas call the store and the provider.
-pub fn thread_mermaid(log: &[String], title: &str) -> String {
-    let mut out = format!("---\ntitle: {title}\n---\nsequenceDiagram\n");
-    for line in log {
-        let text = line.replace(['"', ';', '#'], " ");
-        if let Some((replica, what)) = text.split_once(": ") {
-            if replica.starts_with('r') && !replica.contains(' ') {
-                let target = if what.starts_with("exchange") {
-                    "provider"
-                } else {
-                    "store"
-                };
-                out.push_str(&format!("    {replica}->>{target}: {what}\n"));
-                continue;
-            }
-        }
-        out.push_str(&format!("    Note over store,provider: {text}\n"));
-    }
-    out
-}
-
-/// Runs one (scenario, algorithm) under proptest.
-pub fn check_proptest(
-    scenario: &Scenario,
-    algorithm: Algorithm,
-    expected: Expectation,
-    options: &CheckOptions,
-) -> Result<CheckResult, String> {
-    let started = Instant::now();
-    let spec = scenario.spec_for(algorithm);
-    let prop = PropOptions {
-        cases: options.budgets.proptest_cases,
-        seed: options.budgets.seed,
-        ..PropOptions::default()
-    };
-    let invariants = target_invariants(scenario, expected);
-    let report = randomized::search(&spec, &invariants, &prop, None)
-        .map_err(|e| format!("{}: {e}", scenario.path.display()))?;
-    let found = match &report.failure {
-        None => Found::Holds,
-        Some(f) => Found::Violates {
-            invariant: f.invariant.name().into(),
-            reason: f.reason.clone(),
-        },
-    };
-    let coverage = Coverage::Sampled(format!(
-        "proptest: {} cases, seed {}",
-        prop.cases, prop.seed
-    ));
-    let mut out = result(
-        scenario,
-        algorithm,
-        expected,
-        Checker::Proptest,
-        found,
-        coverage,
-        report.executions,
-        started,
-    );
-    if let Some(failure) = report.failure {
-        let cx = crate::explore::Counterexample {
-            invariant: failure.invariant,
-            reason: failure.reason,
-            actions: failure.actions,
-        };
-        crate::run::write_counterexample(
-            scenario,
-            algorithm,
-            "proptest",
-            &cx,
-            &invariants,
-            options,
-            &mut out,
-        )?;
-    }
-    Ok(out)
-}
-
-/// Replays a thread checker's counterexample; returns the text and whether
 /// the same invariant broke for the same reason.
 pub fn replay_threads(
     scenario: &Scenario,
