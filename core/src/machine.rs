@@ -162,9 +162,15 @@ impl Machine {
         expires_at - self.margin(link)
     }
 
-    /// Notes the lifetime of an access token issued for `link` at `now`.
-    pub(crate) fn learn_lifetime(&mut self, link: &LinkId, now: Timestamp, expires_at: Timestamp) {
-        let lifetime = expires_at.saturating_since(now);
+    /// Notes the lifetime of an access token issued for `link` in answer
+    /// to a request sent at `asked_at` (an upper bound on its lifetime).
+    pub(crate) fn learn_lifetime(
+        &mut self,
+        link: &LinkId,
+        asked_at: Timestamp,
+        expires_at: Timestamp,
+    ) {
+        let lifetime = expires_at.saturating_since(asked_at);
         if lifetime <= self.config.expiry_margin {
             self.short_lifetimes
                 .insert(Arc::clone(link.provider_name()), lifetime);
@@ -314,6 +320,13 @@ impl Machine {
                         purpose: ReadPurpose::ResolveLease { lease, reason },
                     })
                 }
+                Wake::RetrySettle(settle) => {
+                    let id = self.read(&link);
+                    Next::Continue(Step::Reading {
+                        id,
+                        purpose: ReadPurpose::RetrySettle(settle),
+                    })
+                }
             };
             self.advance(&link, flight.waiters, next);
             self.links.close(&link, false);
@@ -354,6 +367,10 @@ impl Machine {
                 ReadPurpose::ResolveLease { lease, reason } => {
                     self.lease_resolved(link, now, lease, reason, row)
                 }
+                ReadPurpose::RetrySettle(settle) => match row {
+                    None => self.proceed(link, now, None, None),
+                    Some(row) => self.settle(link, now, settle, &row),
+                },
                 ReadPurpose::AfterRejection {
                     presented,
                     reason,
@@ -383,6 +400,13 @@ impl Machine {
                 },
                 Input::StoreFailed { failure, .. },
             ) => self.resolve_failed(now, lease, failure.reason),
+            (
+                Step::Reading {
+                    purpose: ReadPurpose::RetrySettle(settle),
+                    ..
+                },
+                Input::StoreFailed { .. },
+            ) => self.settle_failed(link, now, settle),
             (Step::Reading { .. }, Input::StoreFailed { failure, .. }) => {
                 Machine::read_failed(failure.reason)
             }
@@ -433,7 +457,7 @@ impl Machine {
                 Ok(Won(row)) => self.settled(settle, &row),
                 Ok(Lost(Some(row))) => self.settle(link, now, settle, &row),
                 Ok(Lost(None)) => self.proceed(link, now, None, None),
-                Err(_) => self.settle_failed(link, settle),
+                Err(_) => self.settle_failed(link, now, settle),
             },
             (step, input) => unreachable!("check_fits admitted {input:?} for {step:?}"),
         }

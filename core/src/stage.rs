@@ -34,6 +34,8 @@ pub enum Stage {
     /// Reading the row after a lease write failed, to learn whether it
     /// landed.
     ReadingToResolveLease,
+    /// Reading the row after a settling write failed, to settle against it.
+    ReadingToRetrySettle,
     /// Waiting to re-read a row whose lease another replica holds.
     WaitingToReRead,
     /// Waiting to retry writing new tokens after a store failure.
@@ -41,6 +43,8 @@ pub enum Stage {
     /// Waiting to read again whether a failed lease write landed, after
     /// that read failed too.
     WaitingToResolveLease,
+    /// Waiting to read the row again after a settling write failed.
+    WaitingToRetrySettle,
     /// Taking the refresh lease by compare-and-swap.
     TakingLease,
     /// The refresh token's first presentation is on its way.
@@ -57,16 +61,18 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in order.
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 17] = [
         Stage::HoldingLiveToken,
         Stage::QuietPeriod,
         Stage::Idle,
         Stage::ReadingFresh,
         Stage::ReadingAfterRejection,
         Stage::ReadingToResolveLease,
+        Stage::ReadingToRetrySettle,
         Stage::WaitingToReRead,
         Stage::WaitingToRetryPersist,
         Stage::WaitingToResolveLease,
+        Stage::WaitingToRetrySettle,
         Stage::TakingLease,
         Stage::Exchanging,
         Stage::ExchangingAgain,
@@ -89,11 +95,13 @@ impl Stage {
                 ReadPurpose::Fresh => Stage::ReadingFresh,
                 ReadPurpose::AfterRejection { .. } => Stage::ReadingAfterRejection,
                 ReadPurpose::ResolveLease { .. } => Stage::ReadingToResolveLease,
+                ReadPurpose::RetrySettle(_) => Stage::ReadingToRetrySettle,
             },
             Step::Waiting { then, .. } => match then {
                 Wake::ReRead => Stage::WaitingToReRead,
                 Wake::RetryPersist(_) => Stage::WaitingToRetryPersist,
                 Wake::ResolveLease { .. } => Stage::WaitingToResolveLease,
+                Wake::RetrySettle(_) => Stage::WaitingToRetrySettle,
             },
             Step::TakingLease { .. } => Stage::TakingLease,
             Step::Exchanging { exchange, .. } if exchange.presentations > 1 => {
@@ -220,11 +228,17 @@ impl InputKind {
             K::CallerGone => stage.in_flight(),
             K::TimerExpired => matches!(
                 stage,
-                S::WaitingToReRead | S::WaitingToRetryPersist | S::WaitingToResolveLease
+                S::WaitingToReRead
+                    | S::WaitingToRetryPersist
+                    | S::WaitingToResolveLease
+                    | S::WaitingToRetrySettle
             ),
             K::LinkRead | K::LinkReadEmpty => matches!(
                 stage,
-                S::ReadingFresh | S::ReadingAfterRejection | S::ReadingToResolveLease
+                S::ReadingFresh
+                    | S::ReadingAfterRejection
+                    | S::ReadingToResolveLease
+                    | S::ReadingToRetrySettle
             ),
             K::CompareAndSwapWon | K::CompareAndSwapLost | K::CompareAndSwapLostRowGone => {
                 matches!(stage, S::TakingLease | S::Persisting | S::Settling)
@@ -234,6 +248,7 @@ impl InputKind {
                 S::ReadingFresh
                     | S::ReadingAfterRejection
                     | S::ReadingToResolveLease
+                    | S::ReadingToRetrySettle
                     | S::TakingLease
                     | S::Persisting
                     | S::Settling

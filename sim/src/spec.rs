@@ -127,6 +127,14 @@ pub struct WorldSpec {
     /// The world does not keep `timing.max_request_age` (the machines are
     /// told a bound the path does not honour): a misconfiguration to catch.
     pub path_ignores_max_request_age: bool,
+    /// The re-link callback updates only the token columns and leaves a
+    /// lease in the row (a hand-written callback), instead of overwriting
+    /// the whole row (baton's `enroll`).
+    pub relink_keeps_lease: bool,
+    /// The re-link callback runs in this replica's process (baton's
+    /// `Refresher::enroll`), which tells its machine the row was replaced
+    /// (`link_replaced`); `None`: it runs elsewhere and tells no machine.
+    pub relink_tells_replica: Option<u8>,
     /// Per-replica clock offset in ms (positive: ahead of the world).
     pub skews: Vec<i64>,
     /// The adversary's budget.
@@ -149,6 +157,8 @@ impl WorldSpec {
             timing: Timing::default(),
             validate: false,
             path_ignores_max_request_age: false,
+            relink_keeps_lease: false,
+            relink_tells_replica: None,
             skews: Vec::new(),
             faults: FaultBudget::default(),
         }
@@ -198,6 +208,16 @@ impl WorldSpec {
     /// The clock offset of a replica.
     pub fn skew(&self, replica: usize) -> i64 {
         self.skews.get(replica).copied().unwrap_or(0)
+    }
+
+    /// Whether replicas `a` and `b` differ only in their names: the same
+    /// algorithm, the same clock, and neither is the one the re-link
+    /// callback runs in.
+    pub fn alike(&self, a: usize, b: usize) -> bool {
+        let told = self.relink_tells_replica.map(usize::from);
+        self.algorithm_of(a) == self.algorithm_of(b)
+            && self.skew(a) == self.skew(b)
+            && (a == b || (told != Some(a) && told != Some(b)))
     }
 }
 

@@ -36,7 +36,12 @@ impl Machine {
         };
         match outcome {
             ExchangeOutcome::Issued(issued) => {
-                self.learn_lifetime(link, now, issued.access.expires_at);
+                // Measured from when we asked, not from when the reply came:
+                // a reply delayed by a stall would make a long-lived token
+                // look short-lived, and this replica would serve it closer
+                // to its expiry than the others — past the moment another
+                // replica's refresh kills it (relink_keeps_lease.toml).
+                self.learn_lifetime(link, exchange.first_sent_at, issued.access.expires_at);
                 self.persist(
                     link,
                     Persist {

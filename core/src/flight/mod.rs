@@ -82,6 +82,9 @@ pub(crate) enum ReadPurpose {
     /// was lost — a lease left behind looks like a presentation of unknown
     /// outcome to every other replica once it expires.
     ResolveLease { lease: Lease, reason: String },
+    /// A settling write failed in the store, and may have landed anyway:
+    /// read the row and settle against it.
+    RetrySettle(Settle),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +96,9 @@ pub(crate) enum Wake {
         lease: Lease,
         reason: String,
     },
+    /// Read the row again, and settle against it, after a settling write
+    /// failed in the store.
+    RetrySettle(Settle),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -157,15 +157,35 @@ impl Machine {
         Next::Finish(settle.final_answer(&row.failure))
     }
 
-    /// A settling write failed in the store. If the token was certainly not
-    /// consumed, our lease over it may be taken over by this process later.
-    pub(crate) fn settle_failed(&mut self, link: &LinkId, settle: Settle) -> Next {
+    /// A settling write failed in the store (or the read to retry it did).
+    /// If the token was certainly not consumed, our lease over it may be
+    /// taken over by this process later.
+    ///
+    /// The lease it was to give back may still be in the row: walked away
+    /// from, every other replica would take it, once expired, for a
+    /// presentation of unknown outcome, and tell its callers to
+    /// re-authenticate over a token that was answered without being
+    /// consumed. So the callers get what we learned now, and the flight
+    /// reads the row again after the store's retry delay and settles
+    /// against what it finds (the write may have landed), for as long as
+    /// the lease has not expired; past that, the others have concluded.
+    pub(crate) fn settle_failed(&mut self, link: &LinkId, now: Timestamp, settle: Settle) -> Next {
         if !settle.failure.caches() {
             if let Some(lease) = settle.clear_lease.clone() {
                 self.links.entry(link.clone()).or_default().reusable_lease = Some(lease);
             }
         }
-        // What we learned stands even though we could not record it.
-        Next::Finish(settle.answer)
+        let wake_at = now + self.config.store_retry_delay;
+        match &settle.clear_lease {
+            Some(lease) if wake_at < lease.expires_at => Next::AnswerAndContinue(
+                settle.answer.clone(),
+                Step::Waiting {
+                    wake_at,
+                    then: Wake::RetrySettle(settle),
+                },
+            ),
+            // What we learned stands even though we could not record it.
+            _ => Next::Finish(settle.answer),
+        }
     }
 }

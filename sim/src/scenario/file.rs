@@ -107,6 +107,9 @@ pub(super) struct WorldSection {
     pub(super) server_error_after_send: ServerErrorSetting,
     #[serde(default)]
     pub(super) path_ignores_max_request_age: bool,
+    #[serde(default)]
+    pub(super) relink_keeps_lease: bool,
+    pub(super) relink_tells_replica: Option<u8>,
     /// Per replica, the algorithm it runs: a name, or `"*"` for the
     /// algorithm the `[expect]` key names (a rolling deploy: `["*",
     /// "naive"]` runs each expected algorithm beside an old naive replica).

@@ -379,9 +379,18 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         timing,
         validate: w.validate,
         path_ignores_max_request_age: w.path_ignores_max_request_age,
+        relink_keeps_lease: w.relink_keeps_lease,
+        relink_tells_replica: w.relink_tells_replica,
         skews,
         faults: cell.faults.budget(),
     };
+    if let Some(r) = world.relink_tells_replica.filter(|r| *r >= world.replicas) {
+        return Err(errors.error(format!(
+            "[world] relink_tells_replica = {r}, but the world has {} replica(s) (0 to {})",
+            world.replicas,
+            world.replicas - 1
+        )));
+    }
     if let Err(e) = world.config(0, 0) {
         return Err(errors.error(format!("[timing] {e}")));
     }

@@ -148,11 +148,7 @@ impl Canon {
             Symmetry::Flawed(flaw) => Some(flaw),
         };
         let mut classes: Vec<Vec<u8>> = Vec::new();
-        let alike = |a: usize, b: usize| {
-            spec.algorithm_of(a) == spec.algorithm_of(b)
-                && spec.algorithm_of(a).symmetric()
-                && spec.skew(a) == spec.skew(b)
-        };
+        let alike = |a: usize, b: usize| spec.alike(a, b) && spec.algorithm_of(a).symmetric();
         for r in 0..spec.replicas {
             match classes
                 .iter_mut()

@@ -52,10 +52,7 @@ impl World {
             }
             let r = usize::from(caller.replica);
             if !self.replicas[r].touched {
-                let alike = first_untouched_replica.is_some_and(|first| {
-                    spec.skew(first) == spec.skew(r)
-                        && spec.algorithm_of(first) == spec.algorithm_of(r)
-                });
+                let alike = first_untouched_replica.is_some_and(|first| spec.alike(first, r));
                 if first_untouched_replica != Some(r) && alike {
                     continue;
                 }

@@ -204,7 +204,7 @@ impl World {
             }
             Action::Crash { replica } => self.crash(spec, usize::from(replica), &mut note),
             Action::Relink { .. } | Action::Unlink { .. } | Action::Revoke { .. } => {
-                self.outside_write(action, &mut note)
+                self.outside_write(spec, action, &mut note)
             }
             Action::Cancel { caller } => {
                 let c = &mut self.callers[usize::from(caller)];

@@ -7,12 +7,21 @@
 //!   ([`FakeProvider::relink`](baton_fakes::FakeProvider::relink)) and
 //!   writes its pair over the row: access and refresh token of the new
 //!   family, no failure, **no lease**. The callback is not a refresher: it
-//!   overwrites the whole row as an upsert would, so a lease held over the
-//!   old family's token goes too. Keeping it would change nothing for the
-//!   new token (every lease names the token it guards), and clearing it is
-//!   the harder case: another replica may take a new lease at once while
-//!   the old holder's exchange is still in flight. The old family stays live
-//!   but superseded.
+//!   overwrites the whole row as an upsert would (baton's own `enroll`
+//!   does), so a lease held over the old family's token goes too: another
+//!   replica may take a new lease at once while the old holder's exchange
+//!   is still in flight. The old family stays live but superseded.
+//!   With `[world] relink_keeps_lease = true` the callback updates only the
+//!   token columns, as a hand-written `UPDATE … SET access_token, refresh_token`
+//!   does, and a lease held over the old family's token stays in the row.
+//!   Every lease names the token it guards, so a replica must see that
+//!   lease as stale and take it over rather than wait for it to expire and
+//!   then treat the new family's token as one whose outcome is unknown.
+//!   With `[world] relink_tells_replica = r` the callback runs in replica
+//!   `r`'s process, as `Refresher::enroll` does: once the row is written,
+//!   that replica's machine is told (`link_replaced`) and forgets the older
+//!   family's token, and a flight of the older family still under way ends
+//!   by serving its waiters from a fresh read. Other replicas are not told.
 //! - An unlink deletes the row. A compare-and-swap never creates one, so
 //!   the row stays gone until a re-link writes it again.
 //! - A revocation kills every family of the link at the provider; the row
@@ -23,9 +32,10 @@
 
 use std::sync::Arc;
 
-use baton_core::StoredLink;
+use baton_core::{RefreshMachine, StoredLink};
 
 use super::{Action, Notes, World};
+use crate::spec::WorldSpec;
 
 impl World {
     /// The outside writers' steps possible now.
@@ -46,7 +56,7 @@ impl World {
     }
 
     /// Takes an outside writer's step.
-    pub(super) fn outside_write(&mut self, action: Action, note: &mut Notes<'_>) {
+    pub(super) fn outside_write(&mut self, spec: &WorldSpec, action: Action, note: &mut Notes<'_>) {
         match action {
             Action::Relink { link } => {
                 let i = usize::from(link);
@@ -54,24 +64,45 @@ impl World {
                 self.budget.relinks -= 1;
                 self.used.relink = true;
                 let tokens = Arc::make_mut(&mut self.provider).relink(&id, self.now);
+                let kept_lease = match self.store.row(&id) {
+                    Some(row) if spec.relink_keeps_lease => row.lease.clone(),
+                    _ => None,
+                };
+                // The row baton's `enroll` writes, built by the same function.
                 let row = StoredLink {
-                    access: Some(tokens.access),
-                    refresh_token: tokens.refresh_token,
-                    failure: None,
-                    lease: None,
+                    lease: kept_lease,
+                    ..StoredLink::enrolled(tokens)
                 };
                 note.add(|| {
                     (
                         "callback".into(),
                         "store".into(),
                         format!(
-                            "the user re-links {id}: the row becomes {} (a new family; any lease is overwritten)",
-                            crate::report::describe_row(&row)
+                            "the user re-links {id}: the row becomes {} (a new family; {})",
+                            crate::report::describe_row(&row),
+                            if spec.relink_keeps_lease {
+                                "the callback leaves any lease in place"
+                            } else {
+                                "any lease is overwritten"
+                            }
                         ),
                     )
                 });
-                Arc::make_mut(&mut self.store).insert(id, row);
+                Arc::make_mut(&mut self.store).insert(id.clone(), row);
                 self.unlinked &= !(1 << i);
+                if let Some(r) = spec.relink_tells_replica.map(usize::from) {
+                    // After the write, as `Refresher::enroll` does: the
+                    // process forgets what it held from the older family.
+                    let local = super::shift(self.now, spec.skew(r));
+                    Arc::make_mut(&mut self.replicas[r].machine).link_replaced(local, &id);
+                    note.add(|| {
+                        (
+                            "callback".into(),
+                            format!("r{r}"),
+                            format!("tells r{r} that {id} was replaced"),
+                        )
+                    });
+                }
             }
             Action::Unlink { link } => {
                 let i = usize::from(link);
