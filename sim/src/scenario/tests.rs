@@ -178,3 +178,18 @@ fn matrix_mistakes_are_errors_that_say_where() {
     let rule_alone = format!("{GOOD}\n[[rule]]\nexpect = {{ baton = \"holds\" }}\n");
     assert!(err(&rule_alone).contains("`[[rule]]` needs a `[matrix]`"));
 }
+
+#[test]
+fn the_replica_a_relink_tells_must_exist() {
+    let told = GOOD.replace("replicas = 2", "replicas = 2\nrelink_tells_replica = 1");
+    let s = parse(Path::new("s.toml"), &told).unwrap();
+    assert_eq!(s.world.relink_tells_replica, Some(1));
+    // The told replica is not interchangeable with the other.
+    assert!(!s.world.alike(0, 1) && s.world.alike(1, 1));
+    let missing = GOOD.replace("replicas = 2", "replicas = 2\nrelink_tells_replica = 2");
+    let e = err(&missing);
+    assert!(
+        e.contains("relink_tells_replica = 2, but the world has 2 replica(s) (0 to 1)"),
+        "{e}"
+    );
+}
