@@ -331,16 +331,11 @@ pub fn write_counterexample(
 ) -> Result<(), String> {
     let spec = scenario.spec_for(algorithm);
     let (steps, _) = timeline(&spec, &cx.actions)?;
-    std::fs::create_dir_all(&options.out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", options.out_dir.display()))?;
     let stem = if tag.is_empty() {
         format!("{}.{algorithm}", scenario.name)
     } else {
         format!("{}.{algorithm}.{tag}", scenario.name)
     };
-    let replay_path = options.out_dir.join(format!("{stem}.replay.json"));
-    let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
-    let drawing_path = options.out_dir.join(format!("{stem}.svg"));
     let replay = ReplayFile {
         scenario: scenario.path.clone(),
         name: Some(scenario.name.clone()),
@@ -355,24 +350,56 @@ pub fn write_counterexample(
             invariants.iter().map(|i| i.name().to_string()).collect()
         },
     };
-    let json = serde_json::to_string_pretty(&replay).map_err(|e| e.to_string())?;
-    std::fs::write(&replay_path, json)
-        .map_err(|e| format!("cannot write {}: {e}", replay_path.display()))?;
     let title = format!("{} × {algorithm}: {} breaks", scenario.name, cx.invariant);
-    std::fs::write(&diagram_path, mermaid(&steps, &title))
-        .map_err(|e| format!("cannot write {}: {e}", diagram_path.display()))?;
     let caption = crate::draw::Caption {
         title: &title,
         reason: &cx.reason,
         invariant: cx.invariant.name(),
     };
-    std::fs::write(&drawing_path, crate::draw::svg(&steps, &caption))
-        .map_err(|e| format!("cannot write {}: {e}", drawing_path.display()))?;
-    result.replay = Some(replay_path.display().to_string());
-    result.diagram = Some(diagram_path.display().to_string());
-    result.drawing = Some(drawing_path.display().to_string());
-    result.timeline = Some(render_timeline(&steps));
-    Ok(())
+    let files = CounterexampleFiles {
+        replay,
+        diagram: mermaid(&steps, &title),
+        drawing: crate::draw::svg(&steps, &caption),
+        timeline: render_timeline(&steps),
+    };
+    files.write(options, &stem, result)
+}
+
+/// What a counterexample leaves behind, whichever checker found it: the
+/// replay file, the Mermaid diagram, the drawing and the printed timeline.
+pub(crate) struct CounterexampleFiles {
+    pub(crate) replay: ReplayFile,
+    pub(crate) diagram: String,
+    pub(crate) drawing: String,
+    pub(crate) timeline: String,
+}
+
+impl CounterexampleFiles {
+    /// Writes `<stem>.replay.json`, `<stem>.mmd` and `<stem>.svg` under the
+    /// output directory and records where in `result`.
+    pub(crate) fn write(
+        self,
+        options: &CheckOptions,
+        stem: &str,
+        result: &mut CheckResult,
+    ) -> Result<(), String> {
+        std::fs::create_dir_all(&options.out_dir)
+            .map_err(|e| format!("cannot create {}: {e}", options.out_dir.display()))?;
+        let path = |ext: &str| options.out_dir.join(format!("{stem}.{ext}"));
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        let (replay, diagram, drawing) = (path("replay.json"), path("mmd"), path("svg"));
+        let json = serde_json::to_string_pretty(&self.replay).map_err(|e| e.to_string())?;
+        write(&replay, &json)?;
+        write(&diagram, &self.diagram)?;
+        write(&drawing, &self.drawing)?;
+        result.replay = Some(replay.display().to_string());
+        result.diagram = Some(diagram.display().to_string());
+        result.drawing = Some(drawing.display().to_string());
+        result.timeline = Some(self.timeline);
+        Ok(())
+    }
 }
 
 /// Replays a recorded counterexample; returns the text to print and whether

@@ -6,20 +6,27 @@
 use std::path::PathBuf;
 
 use baton_sim::run::{check_one, CheckOptions};
+use baton_sim::scenario::Scenario;
 use baton_sim::scenario::{load, Expectation};
 use baton_sim::zoo::Algorithm;
 
-#[test]
-fn a_counterexample_is_drawn_as_well_formed_svg_with_every_step() {
+/// `two_replicas_single_use.toml`, and what it expects of `algorithm`.
+fn two_replicas_single_use(algorithm: Algorithm) -> (Scenario, Expectation) {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/two_replicas_single_use.toml");
     let scenario = load(&path).unwrap();
     let (_, expected) = scenario
         .expectations
         .iter()
-        .find(|(algorithm, _)| *algorithm == Algorithm::DB_LEASE)
+        .find(|(a, _)| *a == algorithm)
         .copied()
         .unwrap();
+    (scenario, expected)
+}
+
+#[test]
+fn a_counterexample_is_drawn_as_well_formed_svg_with_every_step() {
+    let (scenario, expected) = two_replicas_single_use(Algorithm::DB_LEASE);
     assert!(matches!(expected, Expectation::Violates(_)));
     let out = std::env::temp_dir().join(format!("baton-drawing-{}", std::process::id()));
     let result = check_one(
@@ -97,15 +104,7 @@ fn a_thread_checker_counterexample_is_drawn_too() {
     use baton_sim::checkers::Checker;
     use baton_sim::run::check_with;
 
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/two_replicas_single_use.toml");
-    let scenario = load(&path).unwrap();
-    let (_, expected) = scenario
-        .expectations
-        .iter()
-        .find(|(algorithm, _)| *algorithm == Algorithm::NAIVE)
-        .copied()
-        .unwrap();
+    let (scenario, expected) = two_replicas_single_use(Algorithm::NAIVE);
     let Expectation::Violates(invariant) = expected else {
         panic!("naive is expected to break two_replicas_single_use");
     };

@@ -2,7 +2,6 @@
 //! algorithm) as threads over the real coordinator, its verdict, and a
 //! counterexample that replays (feature `threads`).
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::concurrent::loom_checker::{self, LoomOptions};
@@ -10,7 +9,7 @@ use crate::concurrent::shuttle_checker::{self, ShuttleMode};
 use crate::concurrent::{ThreadPlan, ThreadViolation};
 use crate::coverage::Coverage;
 use crate::invariants::Invariant;
-use crate::run::{CheckOptions, CheckResult, Found, ReplayFile};
+use crate::run::{CheckOptions, CheckResult, CounterexampleFiles, Found, ReplayFile};
 use crate::scenario::{Expectation, Scenario};
 use crate::zoo::Algorithm;
 
@@ -189,11 +188,7 @@ fn write_thread_counterexample(
         replay,
         invariants,
     } = finding;
-    std::fs::create_dir_all(&options.out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", options.out_dir.display()))?;
     let stem = format!("{}.{algorithm}.{checker}", scenario.name);
-    let replay_path = options.out_dir.join(format!("{stem}.replay.json"));
-    let diagram_path = options.out_dir.join(format!("{stem}.mmd"));
     let file = ReplayFile {
         scenario: scenario.path.clone(),
         name: Some(scenario.name.clone()),
@@ -204,34 +199,25 @@ fn write_thread_counterexample(
         threads: Some(replay.clone()),
         checked: invariants.iter().map(|i| i.name().to_string()).collect(),
     };
-    write_json(&replay_path, &file)?;
     let title = format!(
         "{} × {algorithm} under {checker}: {} breaks",
         scenario.name, violation.invariant
     );
-    std::fs::write(&diagram_path, thread_mermaid(&violation.log, &title))
-        .map_err(|e| format!("cannot write {}: {e}", diagram_path.display()))?;
-    let drawing_path = options.out_dir.join(format!("{stem}.svg"));
     let caption = crate::draw::Caption {
         title: &title,
         reason: &violation.reason,
         invariant: violation.invariant.name(),
     };
-    let drawing = crate::draw::draw(&crate::draw::thread_bands(&violation.log), &caption);
-    std::fs::write(&drawing_path, drawing)
-        .map_err(|e| format!("cannot write {}: {e}", drawing_path.display()))?;
-    out.drawing = Some(drawing_path.display().to_string());
-    out.replay = Some(replay_path.display().to_string());
-    out.diagram = Some(diagram_path.display().to_string());
-    out.timeline = Some(render_log(&violation.log));
-    Ok(())
+    let files = CounterexampleFiles {
+        replay: file,
+        diagram: thread_mermaid(&violation.log, &title),
+        drawing: crate::draw::draw(&crate::draw::thread_bands(&violation.log), &caption),
+        timeline: render_log(&violation.log),
+    };
+    files.write(options, &stem, out)
 }
 
-fn write_json(path: &Path, file: &ReplayFile) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(file).map_err(|e| e.to_string())?;
-    std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
+/// Replays a thread checker's counterexample; returns the text and whether
 /// the same invariant broke for the same reason.
 pub fn replay_threads(
     scenario: &Scenario,
