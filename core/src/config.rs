@@ -261,8 +261,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many times to try persisting freshly issued tokens when the store
-    /// fails (default 3, at least 1).
+    /// How many times to try persisting freshly issued tokens, while the
+    /// callers wait, when the store fails (default 3, at least 1). After
+    /// that the callers get the new access token and the write goes on
+    /// being retried, once per lease duration, until the store answers:
+    /// this process holds the only copy of the new refresh token.
     pub fn persist_attempts(mut self, attempts: u32) -> Self {
         self.config.persist_attempts = attempts;
         self

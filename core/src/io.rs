@@ -185,6 +185,11 @@ impl Input {
 
 /// What the machine asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "effects are transient (made, polled, carried out once); boxing the write \
+              would cost an allocation per compare-and-swap to save bytes in a short queue"
+)]
 pub enum Effect {
     /// Read the link's row; answer with [`Input::LinkRead`] or
     /// [`Input::StoreFailed`].

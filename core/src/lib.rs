@@ -154,8 +154,8 @@ pub use ids::{CallerId, EffectId, LinkId, OwnerId};
 pub use io::{Effect, ExchangeOutcome, Input, StoreFailure, TokenSet, ValidationOutcome};
 pub use machine::Machine;
 pub use row::{
-    AccessGrant, CachedFailure, CasOutcome, Change, Expect, Guard, Lease, StoredLink, Update,
-    Write, WriteIntent,
+    AccessGrant, CachedFailure, CasOutcome, Change, Expect, Guard, Lease, LeaseMark, StoredLink,
+    Update, Write, WriteIntent,
 };
 pub use secret::{AccessToken, RefreshToken};
 pub use stage::{InputKind, Stage};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{InputError, RefreshError};
+use crate::flight::results::{cas_outcome, check_fits};
 use crate::flight::{Answer, Flight, Next, ReadPurpose, Settle, Step, Wake};
 use crate::ids::{CallerId, EffectId, LinkId};
 use crate::io::{Effect, Input, ValidationOutcome};
@@ -328,7 +329,7 @@ impl Machine {
                     })
                 }
             };
-            self.advance(&link, flight.waiters, next);
+            self.advance(&link, now, flight.waiters, next);
             self.links.close(&link, false);
         }
     }
@@ -353,7 +354,7 @@ impl Machine {
         self.links.open(&link);
         let Flight { waiters, step } = *self.take_flight(&link);
         let next = self.step(&link, now, step, input);
-        self.advance(&link, waiters, next);
+        self.advance(&link, now, waiters, next);
         self.links.close(&link, false);
         Ok(())
     }
@@ -411,13 +412,7 @@ impl Machine {
                 Machine::read_failed(failure.reason)
             }
             (Step::TakingLease { lease, .. }, input) => match cas_outcome(input) {
-                Ok(Won(row)) => {
-                    let state = self.links.entry(link.clone()).or_default();
-                    if state.reusable_lease.as_ref() == row.lease.as_ref() {
-                        state.reusable_lease = None;
-                    }
-                    self.proceed(link, now, Some(row), Some(lease))
-                }
+                Ok(Won(row)) => self.proceed(link, now, Some(row), Some(lease)),
                 Ok(Lost(row)) => self.proceed(link, now, row, None),
                 Err(reason) => self.lease_failed(link, lease, reason),
             },
@@ -427,7 +422,7 @@ impl Machine {
             (Step::Persisting { persist, .. }, input) => match cas_outcome(input) {
                 Ok(Won(_)) => self.persisted(link, persist.issued.access),
                 Ok(Lost(row)) => self.persist_lost(link, now, row),
-                Err(_) => self.persist_failed(now, persist),
+                Err(reason) => self.persist_failed(link, now, persist, reason),
             },
             (Step::Validating { grant, .. }, Input::ValidationFinished { outcome, .. }) => {
                 match outcome {
@@ -454,7 +449,7 @@ impl Machine {
                 }
             }
             (Step::Settling { settle, .. }, input) => match cas_outcome(input) {
-                Ok(Won(row)) => self.settled(settle, &row),
+                Ok(Won(row)) => self.settled(link, now, settle, &row),
                 Ok(Lost(Some(row))) => self.settle(link, now, settle, &row),
                 Ok(Lost(None)) => self.proceed(link, now, None, None),
                 Err(_) => self.settle_failed(link, now, settle),
@@ -464,7 +459,8 @@ impl Machine {
     }
 
     /// Puts a flight back, or ends it and answers its waiters.
-    fn advance(&mut self, link: &LinkId, waiters: Vec<CallerId>, next: Next) {
+    fn advance(&mut self, link: &LinkId, now: Timestamp, waiters: Vec<CallerId>, next: Next) {
+        let next = self.never_stale(link, now, &waiters, next);
         match next {
             Next::Continue(step) => {
                 let flight = Some(Box::new(Flight { waiters, step }));
@@ -479,6 +475,35 @@ impl Machine {
                 }));
                 self.links.entry(link.clone()).or_default().flight = flight;
             }
+        }
+    }
+
+    /// A token decided on before a stall (a row read, then a release that
+    /// failed and was retried, with callers joining meanwhile) may have aged
+    /// past serving by the time the flight answers: its waiters are served
+    /// from a fresh read instead, or by the rest of the flight.
+    fn never_stale(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        waiters: &[CallerId],
+        next: Next,
+    ) -> Next {
+        let stale = |m: &Machine, answer: &Answer| {
+            answer
+                .as_ref()
+                .is_ok_and(|g| now >= m.serve_until(link, g.expires_at))
+        };
+        match next {
+            Next::Finish(answer) if !waiters.is_empty() && stale(self, &answer) => {
+                let id = self.read(link);
+                Next::Continue(Step::Reading {
+                    id,
+                    purpose: ReadPurpose::Fresh,
+                })
+            }
+            Next::AnswerAndContinue(answer, step) if stale(self, &answer) => Next::Continue(step),
+            other => other,
         }
     }
 
@@ -571,42 +596,4 @@ impl Machine {
             write,
         })
     }
-}
-
-/// A store write's result, or why the store failed.
-fn cas_outcome(input: Input) -> Result<CasOutcome, String> {
-    match input {
-        Input::CompareAndSwapWon { row, .. } => Ok(CasOutcome::Won(row)),
-        Input::CompareAndSwapLost { row, .. } => Ok(CasOutcome::Lost(row)),
-        Input::StoreFailed { failure, .. } => Err(failure.reason),
-        other => unreachable!("check_fits admitted {other:?} for a write"),
-    }
-}
-
-/// Whether `input` is a result the step can take; if not, what it awaits.
-fn check_fits(step: &Step, input: &Input) -> Result<(), &'static str> {
-    let fits = match step {
-        Step::Reading { .. } => matches!(input, Input::LinkRead { .. } | Input::StoreFailed { .. }),
-        Step::TakingLease { .. } | Step::Persisting { .. } | Step::Settling { .. } => matches!(
-            input,
-            Input::CompareAndSwapWon { .. }
-                | Input::CompareAndSwapLost { .. }
-                | Input::StoreFailed { .. }
-        ),
-        Step::Exchanging { .. } => matches!(input, Input::ExchangeFinished { .. }),
-        Step::Validating { .. } => matches!(input, Input::ValidationFinished { .. }),
-        Step::Waiting { .. } => false,
-    };
-    if fits {
-        return Ok(());
-    }
-    Err(match step {
-        Step::Reading { .. } => "a read result",
-        Step::TakingLease { .. } | Step::Persisting { .. } | Step::Settling { .. } => {
-            "a compare-and-swap result"
-        }
-        Step::Exchanging { .. } => "an exchange result",
-        Step::Validating { .. } => "a validation result",
-        Step::Waiting { .. } => "a timer",
-    })
 }

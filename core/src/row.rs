@@ -34,7 +34,36 @@ pub enum CachedFailure {
     /// while its holder's exchange was in flight). Presenting it again could
     /// revoke the whole token family, so nobody does; whoever later learns
     /// the outcome settles it.
-    OutcomeUnknown,
+    OutcomeUnknown {
+        /// The lease the token was presented under (or may have been),
+        /// when the writer knew it: its holder, should it come back knowing
+        /// it never presented under that lease, may then clear the record
+        /// — and only then, since another record over the same token would
+        /// name another lease. `None` in rows written before baton named
+        /// it, which nobody clears.
+        lease: Option<LeaseMark>,
+    },
+}
+
+impl CachedFailure {
+    /// An unknown outcome judged under `lease`.
+    pub fn outcome_unknown_under(lease: &Lease) -> CachedFailure {
+        CachedFailure::OutcomeUnknown {
+            lease: Some(lease.mark()),
+        }
+    }
+}
+
+/// What names one lease without the token it guards: its owner (one
+/// machine incarnation) and its expiry. Among the leases over one refresh
+/// token — the token a record of an unknown outcome sits beside — it tells
+/// them apart exactly as the compare-and-swap on the whole lease does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseMark {
+    /// The machine incarnation that took the lease.
+    pub owner: OwnerId,
+    /// When the lease expired (or expires).
+    pub expires_at: Timestamp,
 }
 
 /// The cross-replica refresh lease, stored on the row.
@@ -50,6 +79,16 @@ pub struct Lease {
     /// When other replicas stop waiting for the owner. Only liveness depends
     /// on this bound; safety never does.
     pub expires_at: Timestamp,
+}
+
+impl Lease {
+    /// This lease's name, for a record of an unknown outcome judged under it.
+    pub fn mark(&self) -> LeaseMark {
+        LeaseMark {
+            owner: self.owner.clone(),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// One link's row, as a store holds it.
@@ -256,7 +295,7 @@ mod tests {
             intent: WriteIntent::CacheFailure,
             guard: Guard::refresh_token(Some(RefreshToken::new(refresh))),
             update: Update {
-                failure: Change::Set(Some(CachedFailure::OutcomeUnknown)),
+                failure: Change::Set(Some(CachedFailure::OutcomeUnknown { lease: None })),
                 ..Update::NOTHING
             },
         }
@@ -271,7 +310,7 @@ mod tests {
         );
         let won = StoredLink::compare_and_swap(&mut stored, &cache_failure_if("R1"));
         let mut expected = row("R1");
-        expected.failure = Some(CachedFailure::OutcomeUnknown);
+        expected.failure = Some(CachedFailure::OutcomeUnknown { lease: None });
         assert_eq!(won, CasOutcome::Won(expected.clone()));
         assert_eq!(stored, Some(expected));
     }

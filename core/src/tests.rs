@@ -289,7 +289,7 @@ fn reads_that_decide_the_answer_without_the_provider() {
     let mut failed = row(expired("A0"), "R0");
     failed.failure = Some(rejected("bad_refresh_token"));
     let mut unknown = row(expired("A0"), "R0");
-    unknown.failure = Some(CachedFailure::OutcomeUnknown);
+    unknown.failure = Some(CachedFailure::OutcomeUnknown { lease: None });
     let mut emptied = row(expired("A0"), "R0");
     emptied.refresh_token = None;
     let mut emptied_with_reason = emptied.clone();
@@ -447,12 +447,15 @@ fn an_expired_lease_over_the_same_token_is_an_unknown_outcome_not_a_presentation
             0,
             WriteIntent::CacheFailure,
             "R0",
-            (None, Some(expired_lease)),
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (None, Some(expired_lease.clone())),
+            (
+                Some(CachedFailure::outcome_unknown_under(&expired_lease)),
+                None
+            ),
         )]
     );
     let mut settled = row(expired("A0"), "R0");
-    settled.failure = Some(CachedFailure::OutcomeUnknown);
+    settled.failure = Some(CachedFailure::outcome_unknown_under(&expired_lease));
     assert_eq!(
         s.won(0, settled),
         vec![answer(1, reauth(ReauthReason::OutcomeUnknown))]
@@ -631,14 +634,14 @@ fn a_lost_failure_write_recomputes_from_the_row_it_lost_to() {
     // Meanwhile our lease expired and another replica recorded the unknown
     // outcome; our rejection is better knowledge and replaces it.
     let mut unknown = row(expired("A0"), "R0");
-    unknown.failure = Some(CachedFailure::OutcomeUnknown);
+    unknown.failure = Some(CachedFailure::outcome_unknown_under(&ours));
     assert_eq!(
         s.lost(0, Some(unknown)),
         vec![settle(
             0,
             WriteIntent::CacheFailure,
             "R0",
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (Some(CachedFailure::outcome_unknown_under(&ours)), None),
             (Some(rejected("invalid_grant")), None),
         )]
     );
@@ -714,19 +717,19 @@ fn a_stalled_holders_rate_limit_clears_the_unknown_outcome_cached_about_it() {
             0,
             WriteIntent::ReleaseLease,
             "R0",
-            (None, Some(ours)),
+            (None, Some(ours.clone())),
             (None, None),
         )]
     );
     let mut unknown = row(expired("A0"), "R0");
-    unknown.failure = Some(CachedFailure::OutcomeUnknown);
+    unknown.failure = Some(CachedFailure::outcome_unknown_under(&ours));
     assert_eq!(
         s.lost(0, Some(unknown.clone())),
         vec![settle(
             0,
             WriteIntent::ClearFailure,
             "R0",
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (Some(CachedFailure::outcome_unknown_under(&ours)), None),
             (None, None),
         )]
     );
@@ -784,12 +787,12 @@ fn an_unknown_outcome_is_cached_never_re_presented_on_a_fatal_provider() {
             0,
             WriteIntent::CacheFailure,
             "R0",
-            (None, Some(ours)),
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (None, Some(ours.clone())),
+            (Some(CachedFailure::outcome_unknown_under(&ours)), None),
         )]
     );
     let mut cached = row(expired("A0"), "R0");
-    cached.failure = Some(CachedFailure::OutcomeUnknown);
+    cached.failure = Some(CachedFailure::outcome_unknown_under(&ours));
     assert_eq!(
         s.won(0, cached),
         vec![answer(1, reauth(ReauthReason::OutcomeUnknown))]
@@ -811,8 +814,8 @@ fn a_server_error_after_sending_is_an_unknown_outcome_unless_configured_to_retry
             0,
             WriteIntent::CacheFailure,
             "R0",
-            (None, Some(ours)),
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (None, Some(ours.clone())),
+            (Some(CachedFailure::outcome_unknown_under(&ours)), None),
         )]
     );
     // Chosen explicitly: the token is kept for the next request.
@@ -849,8 +852,8 @@ fn a_grace_window_without_a_bound_on_late_requests_allows_no_second_presentation
             0,
             WriteIntent::CacheFailure,
             "R0",
-            (None, Some(ours)),
-            (Some(CachedFailure::OutcomeUnknown), None),
+            (None, Some(ours.clone())),
+            (Some(CachedFailure::outcome_unknown_under(&ours)), None),
         )]
     );
 }
@@ -932,8 +935,62 @@ fn a_failed_persist_is_retried_on_a_timer_before_anyone_is_answered() {
         s.feed(Input::TimerExpired),
         vec![store_tokens(0, "R0", &tokens)]
     );
-    // Out of attempts: the callers still get the working token.
+    // Out of attempts: the callers still get the working token...
     assert_eq!(s.store_failed(0), vec![answer(1, Ok(live("A1")))]);
+    // ...and the write, the only copy of R1, is retried until the store
+    // answers: at the store's pace while our lease holds others off...
+    assert_eq!(
+        s.machine.poll_timeout(),
+        Some(s.now + Duration::from_millis(300))
+    );
+    s.now = NOW + LEASE;
+    assert_eq!(
+        s.feed(Input::TimerExpired),
+        vec![store_tokens(0, "R0", &tokens)]
+    );
+    // ...and once per lease duration after it expired.
+    assert_eq!(s.store_failed(0), vec![]);
+    assert_eq!(s.machine.poll_timeout(), Some(s.now + LEASE));
+    s.now = s.now + LEASE;
+    assert_eq!(
+        s.feed(Input::TimerExpired),
+        vec![store_tokens(0, "R0", &tokens)]
+    );
+    // A caller who asks meanwhile joins, and is served once it lands.
+    assert_eq!(s.request(2), vec![]);
+    let mut stored = row(live("A1"), "R1");
+    stored.lease = None;
+    assert_eq!(s.won(0, stored), vec![answer(2, Ok(live("A1")))]);
+    assert!(s.machine.is_idle());
+}
+
+#[test]
+fn a_stall_that_outlives_new_tokens_is_not_handed_to_callers() {
+    let mut s = Script::new(config().persist_attempts(1));
+    s.up_to_exchange(row(expired("A0"), "R0"));
+    let tokens = issued("A1", "R1");
+    s.exchanged(0, ExchangeOutcome::Issued(tokens.clone()));
+    // The write's reply comes after the new access token expired.
+    s.now = tokens.access.expires_at;
+    assert!(matches!(
+        &s.store_failed(0)[..],
+        [Effect::Answer {
+            result: Err(RefreshError::Temporary(
+                TemporaryReason::StoreUnavailable { .. }
+            )),
+            ..
+        }]
+    ));
+    // Stored, but the reply came after a stall: the flight starts over
+    // from the row rather than hand out a token past serving.
+    let mut s = Script::new(config());
+    s.up_to_exchange(row(expired("A0"), "R0"));
+    s.exchanged(0, ExchangeOutcome::Issued(tokens.clone()));
+    s.now = tokens.access.expires_at;
+    assert_eq!(
+        s.won(0, row(tokens.access.clone(), "R1")),
+        vec![read_effect(0)]
+    );
 }
 
 // A lost success write adopts the row that beat it: the winner's pair (a
@@ -1015,23 +1072,28 @@ fn store_failures_before_the_exchange_are_temporary_and_leave_no_orphan_lease() 
     stored.lease = Some(ours);
     assert_eq!(s.read(0, Some(stored)), vec![exchange(0, "R0", retry_at)]);
 
-    // If the store stays down, the flight gives up once the lease would
-    // have expired anyway, and the lease stays ours to take over.
+    // If the store stays down past the lease's expiry, the flight keeps
+    // asking, once per lease duration: another replica may record the
+    // lease as an unknown outcome, and only we can clear that record.
     let mut s = Script::new(config());
     s.request(1);
     s.read(0, Some(row(expired("A0"), "R0")));
     assert_eq!(s.store_failed(0), vec![read_effect(0)]);
     assert!(matches!(&s.store_failed(0)[..], [Effect::Answer { .. }]));
-    while let Some(at) = s.machine.poll_timeout() {
-        s.now = at;
+    let maybe_ours = our_lease("R0", NOW);
+    while s.now < maybe_ours.expires_at {
+        s.now = s.machine.poll_timeout().expect("still resolving");
         assert_eq!(s.feed(Input::TimerExpired), vec![read_effect(0)]);
         assert_eq!(s.store_failed(0), vec![]);
     }
-    assert!(s.now < NOW + LEASE);
-    let maybe_ours = our_lease("R0", NOW);
+    let last = s.now;
+    assert_eq!(s.machine.poll_timeout(), Some(last + LEASE));
+    s.now = last + LEASE;
+    assert_eq!(s.feed(Input::TimerExpired), vec![read_effect(0)]);
+    // It had landed, and nobody judged it: ours, but expired, so it is
+    // not presented under; a fresh lease is taken, guarded on it.
     let mut stored = row(expired("A0"), "R0");
     stored.lease = Some(maybe_ours.clone());
-    s.request(3);
     assert_eq!(
         s.read(0, Some(stored)),
         vec![take_lease(0, "R0", Some(maybe_ours), s.now)]
@@ -1191,3 +1253,4 @@ fn errors_say_what_to_do_and_never_show_tokens() {
 mod enrolment;
 mod errors;
 mod short_lived;
+mod unfounded;

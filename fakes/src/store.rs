@@ -376,7 +376,7 @@ mod tests {
             intent: WriteIntent::CacheFailure,
             guard: Guard::refresh_token(Some(RefreshToken::new("secret-R1"))),
             update: Update {
-                failure: Change::Set(Some(CachedFailure::OutcomeUnknown)),
+                failure: Change::Set(Some(CachedFailure::OutcomeUnknown { lease: None })),
                 ..Update::NOTHING
             },
         };

@@ -26,7 +26,15 @@ pub fn describe_row(row: &StoredLink) -> String {
         Some(CachedFailure::Rejected { reason }) => {
             write!(out, ", failure: rejected {reason}").unwrap()
         }
-        Some(CachedFailure::OutcomeUnknown) => out.push_str(", failure: outcome unknown"),
+        Some(CachedFailure::OutcomeUnknown { lease: None }) => {
+            out.push_str(", failure: outcome unknown")
+        }
+        Some(CachedFailure::OutcomeUnknown { lease: Some(mark) }) => write!(
+            out,
+            ", failure: outcome unknown under {}'s lease until {}",
+            mark.owner, mark.expires_at
+        )
+        .unwrap(),
         None => {}
     }
     if let Some(lease) = &row.lease {

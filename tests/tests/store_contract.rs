@@ -204,6 +204,10 @@ fn lease(owner: &str, presenting: &str, at: u64) -> Lease {
     }
 }
 
+fn unknown_under(owner: &str, expires_at: u64) -> CachedFailure {
+    CachedFailure::outcome_unknown_under(&lease(owner, "R0", expires_at))
+}
+
 fn rejected(reason: &str) -> CachedFailure {
     CachedFailure::Rejected {
         reason: reason.to_owned(),
@@ -338,7 +342,7 @@ async fn enrolment_creates_or_replaces_the_whole_row<S: Harness>(store: &S) {
     );
 
     let mut busy = row("R-old");
-    busy.failure = Some(CachedFailure::OutcomeUnknown);
+    busy.failure = Some(CachedFailure::OutcomeUnknown { lease: None });
     busy.lease = Some(lease("replica-a", "R-old", 9_000));
     store.seed(&link, &busy).await;
     store.enroll(&link, &pair).await.expect("re-linking");
@@ -570,7 +574,8 @@ async fn failures_are_cached_and_cleared<S: Harness>(store: &S) {
         None,
         Some(rejected("invalid_grant")),
         Some(rejected("")),
-        Some(CachedFailure::OutcomeUnknown),
+        Some(CachedFailure::OutcomeUnknown { lease: None }),
+        Some(unknown_under("replica-a", 9_000)),
     ] {
         assert_lost(
             cas(store, &link, &cache(wrong, None)).await,
@@ -585,15 +590,15 @@ async fn failures_are_cached_and_cleared<S: Harness>(store: &S) {
             &link,
             &cache(
                 Some(invalid_grant.clone()),
-                Some(CachedFailure::OutcomeUnknown),
+                Some(CachedFailure::OutcomeUnknown { lease: None }),
             ),
         )
         .await,
-        &with(CachedFailure::OutcomeUnknown),
+        &with(CachedFailure::OutcomeUnknown { lease: None }),
     );
     assert_lost(
         cas(store, &link, &cache(Some(invalid_grant), None)).await,
-        &Some(with(CachedFailure::OutcomeUnknown)),
+        &Some(with(CachedFailure::OutcomeUnknown { lease: None })),
     );
 
     // Cleared.
@@ -601,12 +606,41 @@ async fn failures_are_cached_and_cleared<S: Harness>(store: &S) {
         cas(
             store,
             &link,
-            &cache(Some(CachedFailure::OutcomeUnknown), None),
+            &cache(Some(CachedFailure::OutcomeUnknown { lease: None }), None),
         )
         .await,
         &row("R0"),
     );
     assert_eq!(read(store, &link).await, Some(row("R0")));
+
+    // An unknown outcome naming the lease it was judged under: the guard
+    // compares the lease's owner and expiry too.
+    let judged = unknown_under("replica-a", 9_000);
+    assert_won(
+        cas(store, &link, &cache(None, Some(judged.clone()))).await,
+        &with(judged.clone()),
+    );
+    assert_eq!(read(store, &link).await, Some(with(judged.clone())));
+    for wrong in [
+        CachedFailure::OutcomeUnknown { lease: None },
+        unknown_under("replica-b", 9_000),
+        unknown_under("replica-a", 9_001),
+    ] {
+        assert_lost(
+            cas(store, &link, &cache(Some(wrong), None)).await,
+            &Some(with(judged.clone())),
+        );
+    }
+    // Replacing it by a plain record clears the lease it named.
+    let plain = CachedFailure::OutcomeUnknown { lease: None };
+    assert_won(
+        cas(store, &link, &cache(Some(judged), Some(plain.clone()))).await,
+        &with(plain.clone()),
+    );
+    assert_won(
+        cas(store, &link, &cache(Some(plain), None)).await,
+        &row("R0"),
+    );
 
     // An empty reason is still a reason.
     assert_won(
@@ -649,7 +683,7 @@ async fn keep_leaves_fields_untouched<S: Harness>(store: &S) {
             ..Update::NOTHING
         },
         Update {
-            failure: Change::Set(Some(CachedFailure::OutcomeUnknown)),
+            failure: Change::Set(Some(CachedFailure::OutcomeUnknown { lease: None })),
             ..Update::NOTHING
         },
         Update {
@@ -829,7 +863,8 @@ impl Values {
                 Some(rejected("invalid_grant")),
                 Some(rejected("bad_refresh_token")),
                 Some(rejected("")),
-                Some(CachedFailure::OutcomeUnknown),
+                Some(CachedFailure::OutcomeUnknown { lease: None }),
+                Some(unknown_under("a", 100)),
             ],
             lease: vec![
                 None,

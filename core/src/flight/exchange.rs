@@ -47,6 +47,7 @@ impl Machine {
                     Persist {
                         presented: presented.clone(),
                         issued,
+                        lease_expires_at: exchange.lease.expires_at,
                         attempts: 1,
                     },
                 )
@@ -129,8 +130,8 @@ impl Machine {
         } else {
             Settle {
                 presented,
+                failure: FailureChange::CacheOutcomeUnknown(lease.mark()),
                 clear_lease: Some(lease),
-                failure: FailureChange::CacheOutcomeUnknown,
                 answer: Err(RefreshError::ReauthenticationRequired(
                     ReauthReason::OutcomeUnknown,
                 )),

@@ -5,6 +5,7 @@
 
 mod exchange;
 mod lease;
+pub(crate) mod results;
 mod write;
 
 use crate::config::{SecondPresentation, ServerErrorAfterSend};
@@ -13,7 +14,7 @@ use crate::ids::{CallerId, EffectId, LinkId};
 use crate::io::{Effect, ExchangeOutcome, TokenSet};
 use crate::machine::Machine;
 use crate::row::{
-    AccessGrant, CachedFailure, Change, Expect, Guard, Lease, StoredLink, Update, Write,
+    AccessGrant, CachedFailure, Change, Expect, Guard, Lease, LeaseMark, StoredLink, Update, Write,
     WriteIntent,
 };
 use crate::time::Timestamp;
@@ -115,6 +116,9 @@ pub(crate) struct Exchange {
 pub(crate) struct Persist {
     pub(crate) presented: crate::secret::RefreshToken,
     pub(crate) issued: TokenSet,
+    /// When the lease we presented under expires: until then a failed
+    /// write is retried quickly, before others judge the lease.
+    pub(crate) lease_expires_at: Timestamp,
     pub(crate) attempts: u32,
 }
 
@@ -123,10 +127,17 @@ pub(crate) struct Persist {
 pub(crate) enum FailureChange {
     Keep,
     CacheRejected(String),
-    CacheOutcomeUnknown,
+    /// The token was (or may have been) presented under this lease, and
+    /// nobody knows what the provider did.
+    CacheOutcomeUnknown(LeaseMark),
     /// Our presentation was answered without consuming the token, so an
     /// `OutcomeUnknown` cached about it is unfounded.
     ClearOutcomeUnknown,
+    /// Another replica recorded an unknown outcome under a lease of ours
+    /// that we know the token was not consumed under (we never presented,
+    /// or were answered without consuming): that record alone is unfounded.
+    /// The flight goes on from the cleared row.
+    ClearUnfounded(LeaseMark),
 }
 
 impl FailureChange {
@@ -137,11 +148,17 @@ impl FailureChange {
                 reason: reason.clone(),
             }),
             // A rejection someone already recorded is the better knowledge.
-            FailureChange::CacheOutcomeUnknown => {
-                Some(current.clone().unwrap_or(CachedFailure::OutcomeUnknown))
+            FailureChange::CacheOutcomeUnknown(mark) => {
+                Some(current.clone().unwrap_or(CachedFailure::OutcomeUnknown {
+                    lease: Some(mark.clone()),
+                }))
             }
             FailureChange::ClearOutcomeUnknown => match current {
-                Some(CachedFailure::OutcomeUnknown) => None,
+                Some(CachedFailure::OutcomeUnknown { .. }) => None,
+                other => other.clone(),
+            },
+            FailureChange::ClearUnfounded(ours) => match current {
+                Some(CachedFailure::OutcomeUnknown { lease: Some(mark) }) if mark == ours => None,
                 other => other.clone(),
             },
         }
@@ -150,7 +167,7 @@ impl FailureChange {
     fn caches(&self) -> bool {
         matches!(
             self,
-            FailureChange::CacheRejected(_) | FailureChange::CacheOutcomeUnknown
+            FailureChange::CacheRejected(_) | FailureChange::CacheOutcomeUnknown(_)
         )
     }
 }
@@ -186,6 +203,25 @@ impl Settle {
         }
     }
 
+    /// A settle that removes a record of an unknown outcome judged under
+    /// `ours`, a lease of ours the token was not consumed under; the flight
+    /// goes on from the row it leaves. The answer is only for a store that
+    /// fails the write.
+    fn clear_unfounded(row: &StoredLink, ours: LeaseMark) -> Settle {
+        Settle {
+            presented: row
+                .refresh_token
+                .clone()
+                .expect("checked by unfounded_record"),
+            clear_lease: None,
+            failure: FailureChange::ClearUnfounded(ours),
+            answer: store_unavailable(
+                "the store failed a write clearing an unfounded unknown-outcome record".into(),
+            ),
+            attempts: 0,
+        }
+    }
+
     /// A settle that only gives back a lease we never presented under.
     fn release(lease: Lease, answer: Answer) -> Settle {
         Settle {
@@ -212,7 +248,7 @@ pub(crate) fn failure_answer(failure: &CachedFailure) -> RefreshError {
         CachedFailure::Rejected { reason } => ReauthReason::Rejected {
             provider_reason: reason.clone(),
         },
-        CachedFailure::OutcomeUnknown => ReauthReason::OutcomeUnknown,
+        CachedFailure::OutcomeUnknown { .. } => ReauthReason::OutcomeUnknown,
     })
 }
 
@@ -242,6 +278,13 @@ impl Machine {
                 ReauthReason::NotLinked,
             )));
         };
+        self.forget_reusable_over_other_tokens(link, &row);
+        if holding.is_none() {
+            if let Some(ours) = self.unfounded_record(link, &row) {
+                let settle = Settle::clear_unfounded(&row, ours);
+                return self.settle(link, now, settle, &row);
+            }
+        }
         // Something other than a fresh exchange decides the answer: give a
         // lease we took back unused, then answer.
         let decided = if let Some(grant) = row
@@ -264,13 +307,27 @@ impl Machine {
             row.failure.as_ref().map(|f| Err(failure_answer(f)))
         };
         if let Some(answer) = decided {
-            return match holding {
+            // Ours to give back: the lease we just took, or one of ours
+            // still in the row that we never presented under (left there
+            // by a write that failed), which others would otherwise judge,
+            // once expired, as a presentation of unknown outcome.
+            let ours = holding.or_else(|| row.lease.clone().filter(|l| self.is_reusable(link, l)));
+            return match ours {
                 Some(lease) => self.settle(link, now, Settle::release(lease, answer), &row),
                 None => Next::Finish(answer),
             };
         }
         let refresh = row.refresh_token.clone().expect("checked above");
         if let Some(lease) = holding {
+            if now >= lease.expires_at {
+                // It expired before we knew it was ours (a stall, or a
+                // failed take resolved late): others may be taking it over
+                // or recording it. Take a fresh one, guarded on this one,
+                // rather than present under it. We never presented under
+                // it, so a record another replica makes of it is unfounded.
+                self.remember_reusable(link, lease.clone());
+                return self.take_lease(link, now, refresh, Some(lease));
+            }
             return self.exchange(
                 link,
                 now,
@@ -304,7 +361,7 @@ impl Machine {
                 let settle = Settle {
                     presented: refresh,
                     clear_lease: Some(expired.clone()),
-                    failure: FailureChange::CacheOutcomeUnknown,
+                    failure: FailureChange::CacheOutcomeUnknown(expired.mark()),
                     answer: Err(RefreshError::ReauthenticationRequired(
                         ReauthReason::OutcomeUnknown,
                     )),
@@ -313,6 +370,25 @@ impl Machine {
                 self.settle(link, now, settle, &row)
             }
         }
+    }
+
+    /// The record of an unknown outcome on `row` that we know is unfounded:
+    /// it was judged under a lease of ours over the token beside it that the
+    /// token was not consumed under — a lease whose take failed but landed
+    /// while we never presented, or whose presentation was answered without
+    /// consuming and whose release failed. (Another replica found it
+    /// expired before we could resolve or release it.)
+    pub(super) fn unfounded_record(&self, link: &LinkId, row: &StoredLink) -> Option<LeaseMark> {
+        let Some(CachedFailure::OutcomeUnknown { lease: Some(mark) }) = &row.failure else {
+            return None;
+        };
+        let reusable = &self.links.get(link)?.reusable_leases;
+        reusable
+            .iter()
+            .any(|ours| {
+                ours.mark() == *mark && row.refresh_token.as_ref() == Some(&ours.presenting)
+            })
+            .then(|| mark.clone())
     }
 
     pub(crate) fn read_failed(reason: String) -> Next {

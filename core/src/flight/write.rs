@@ -61,20 +61,46 @@ impl Machine {
         self.proceed(link, now, row, None)
     }
 
-    pub(crate) fn persist_failed(&mut self, now: Timestamp, persist: Persist) -> Next {
-        if persist.attempts < self.config.persist_attempts {
-            Next::Continue(Step::Waiting {
+    pub(crate) fn persist_failed(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        persist: Persist,
+        reason: String,
+    ) -> Next {
+        let retry = Persist {
+            attempts: persist.attempts + 1,
+            ..persist
+        };
+        if retry.attempts <= self.config.persist_attempts {
+            return Next::Continue(Step::Waiting {
                 wake_at: now + self.config.store_retry_delay,
-                then: Wake::RetryPersist(Persist {
-                    attempts: persist.attempts + 1,
-                    ..persist
-                }),
-            })
-        } else {
-            // The store is gone; the tokens still work for this process's
-            // callers, so hand them out rather than lose them too.
-            Next::Finish(Ok(persist.issued.access))
+                then: Wake::RetryPersist(retry),
+            });
         }
+        // The store is down. The tokens still work for this process's
+        // callers, so they get them (unless a stall outlived the access
+        // token meanwhile); and this process holds the only copy of the
+        // new refresh token — the one it presented is consumed — so it
+        // keeps trying to store them until the store answers: quickly while
+        // our lease keeps others waiting, slowly after.
+        let answer = if now < self.serve_until(link, retry.issued.access.expires_at) {
+            Ok(retry.issued.access.clone())
+        } else {
+            store_unavailable(reason)
+        };
+        let delay = if now + self.config.store_retry_delay < retry.lease_expires_at {
+            self.config.store_retry_delay
+        } else {
+            self.config.lease_duration
+        };
+        Next::AnswerAndContinue(
+            answer,
+            Step::Waiting {
+                wake_at: now + delay,
+                then: Wake::RetryPersist(retry),
+            },
+        )
     }
 
     /// Settles against the row our own exchange should have left.
@@ -101,7 +127,7 @@ impl Machine {
         if row.refresh_token.as_ref() != Some(&settle.presented) {
             return self.proceed(link, now, Some(row.clone()), None);
         }
-        if let (FailureChange::CacheOutcomeUnknown, Some(judged)) =
+        if let (FailureChange::CacheOutcomeUnknown(_), Some(judged)) =
             (&settle.failure, &settle.clear_lease)
         {
             // We were about to record another holder's expired lease as an
@@ -118,7 +144,7 @@ impl Machine {
             (held, _) => held.clone(),
         };
         if failure == row.failure && lease == row.lease {
-            return Next::Finish(settle.final_answer(&failure));
+            return self.settled(link, now, settle, row);
         }
         if settle.attempts >= MAX_SETTLE_ATTEMPTS {
             return Next::Finish(Err(RefreshError::Temporary(TemporaryReason::Contention)));
@@ -153,7 +179,18 @@ impl Machine {
         })
     }
 
-    pub(crate) fn settled(&mut self, settle: Settle, row: &StoredLink) -> Next {
+    pub(crate) fn settled(
+        &mut self,
+        link: &LinkId,
+        now: Timestamp,
+        settle: Settle,
+        row: &StoredLink,
+    ) -> Next {
+        if let FailureChange::ClearUnfounded(_) = settle.failure {
+            // The record is gone (or another replica's has replaced it):
+            // the refresh goes on from the row as it now is.
+            return self.proceed(link, now, Some(row.clone()), None);
+        }
         Next::Finish(settle.final_answer(&row.failure))
     }
 
@@ -168,24 +205,45 @@ impl Machine {
     /// consumed. So the callers get what we learned now, and the flight
     /// reads the row again after the store's retry delay and settles
     /// against what it finds (the write may have landed), for as long as
-    /// the lease has not expired; past that, the others have concluded.
+    /// the lease has not expired, or, for a settle that says the token was
+    /// not consumed, until the store answers (see `settle_retry_delay`).
     pub(crate) fn settle_failed(&mut self, link: &LinkId, now: Timestamp, settle: Settle) -> Next {
-        if !settle.failure.caches() {
-            if let Some(lease) = settle.clear_lease.clone() {
-                self.links.entry(link.clone()).or_default().reusable_lease = Some(lease);
-            }
-        }
-        let wake_at = now + self.config.store_retry_delay;
         match &settle.clear_lease {
-            Some(lease) if wake_at < lease.expires_at => Next::AnswerAndContinue(
+            Some(lease) if !settle.failure.caches() && lease.owner == self.config.owner => {
+                self.remember_reusable(link, lease.clone())
+            }
+            _ => {}
+        }
+        match self.settle_retry_delay(now, &settle) {
+            Some(delay) => Next::AnswerAndContinue(
                 settle.answer.clone(),
                 Step::Waiting {
-                    wake_at,
+                    wake_at: now + delay,
                     then: Wake::RetrySettle(settle),
                 },
             ),
             // What we learned stands even though we could not record it.
-            _ => Next::Finish(settle.answer),
+            None => Next::Finish(settle.answer),
+        }
+    }
+
+    /// When to retry a settle that failed in the store, if it still changes
+    /// what others conclude. While its lease is live, always. Once it has
+    /// expired, others record it as an unknown outcome: a settle that
+    /// caches a failure says no better, but one that says the token was not
+    /// consumed (ours: a release, a rate limit) clears that record, which
+    /// names our lease — as does clearing such a record directly. Nobody
+    /// else can, so those are retried until the store answers.
+    fn settle_retry_delay(&self, now: Timestamp, settle: &Settle) -> Option<std::time::Duration> {
+        match (&settle.failure, &settle.clear_lease) {
+            (FailureChange::ClearUnfounded(_), _) => Some(self.config.lease_duration),
+            (failure, Some(lease))
+                if now + self.config.store_retry_delay < lease.expires_at
+                    || (lease.owner == self.config.owner && !failure.caches()) =>
+            {
+                Some(self.retry_delay(now, lease))
+            }
+            _ => None,
         }
     }
 }

@@ -57,9 +57,12 @@ pub(crate) struct LinkState {
     /// The provider rate-limited us until then: new callers are told to
     /// retry without asking the store or the provider.
     pub(crate) quiet_until: Option<Timestamp>,
-    /// A lease of ours under which the token was certainly not consumed
-    /// (its write or release failed in the store): ours to take over.
-    pub(crate) reusable_lease: Option<Lease>,
+    /// Leases of ours under which the token was certainly not consumed (a
+    /// take or release that failed in the store, a lease that expired
+    /// before we knew we held it): ours to take over, and any record of an
+    /// unknown outcome that names one of them is unfounded. All are over
+    /// the row's current refresh token; a row with another drops them.
+    pub(crate) reusable_leases: Vec<Lease>,
     /// The refresh in progress, if any. Boxed: most links have none, and
     /// inline it would triple the size of every link's entry.
     pub(crate) flight: Option<Box<Flight>>,
@@ -79,7 +82,7 @@ impl PartialEq for LinkState {
         self.held == other.held
             && self.held_until == other.held_until
             && self.quiet_until == other.quiet_until
-            && self.reusable_lease == other.reusable_lease
+            && self.reusable_leases == other.reusable_leases
             && self.flight == other.flight
             && self.replaced == other.replaced
     }
@@ -92,7 +95,7 @@ impl Hash for LinkState {
         self.held.hash(state);
         self.held_until.hash(state);
         self.quiet_until.hash(state);
-        self.reusable_lease.hash(state);
+        self.reusable_leases.hash(state);
         self.flight.hash(state);
         self.replaced.hash(state);
     }
@@ -122,14 +125,14 @@ impl LinkState {
     /// Holds nothing but a token: the bound may evict it.
     fn is_idle(&self) -> bool {
         self.flight.is_none()
-            && self.reusable_lease.is_none()
+            && self.reusable_leases.is_empty()
             && self.quiet_until.is_none()
             && self.held.is_some()
     }
 
     fn is_empty(&self) -> bool {
         self.flight.is_none()
-            && self.reusable_lease.is_none()
+            && self.reusable_leases.is_empty()
             && self.quiet_until.is_none()
             && self.held.is_none()
     }

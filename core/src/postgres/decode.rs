@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use crate::{
-    AccessGrant, AccessToken, CachedFailure, Lease, LinkId, OwnerId, RefreshToken, StoreFailure,
-    StoredLink, Timestamp,
+    AccessGrant, AccessToken, CachedFailure, Lease, LeaseMark, LinkId, OwnerId, RefreshToken,
+    StoreFailure, StoredLink, Timestamp,
 };
 
 use super::cipher::{TokensAtRest, Unopenable};
@@ -133,7 +133,9 @@ pub(super) fn decode(
     ) {
         (None, None) => None,
         (Some(REJECTED), Some(reason)) => Some(CachedFailure::Rejected { reason }),
-        (Some(OUTCOME_UNKNOWN), None) => Some(CachedFailure::OutcomeUnknown),
+        (Some(OUTCOME_UNKNOWN), None) => Some(CachedFailure::OutcomeUnknown {
+            lease: judged_lease(row)?,
+        }),
         (None, Some(_)) => {
             return Err(Undecodable::Inconsistent {
                 column: "failure_reason",
@@ -159,6 +161,14 @@ pub(super) fn decode(
             })
         }
     };
+    if !matches!(failure, Some(CachedFailure::OutcomeUnknown { .. }))
+        && column::<Option<String>>(row, "failure_lease_owner")?.is_some()
+    {
+        return Err(Undecodable::Inconsistent {
+            column: "failure_lease_owner",
+            problem: "is set while failure_kind is not 'outcome_unknown'",
+        });
+    }
     let lease = match (
         column::<Option<String>>(row, "lease_owner")?,
         token(row, "lease_presenting", at_rest, link)?,
@@ -188,4 +198,26 @@ pub(super) fn decode(
         failure,
         lease,
     })
+}
+
+/// The lease a cached unknown outcome names: both columns, or neither.
+fn judged_lease(row: &PgRow) -> Result<Option<LeaseMark>, Undecodable> {
+    match (
+        column::<Option<String>>(row, "failure_lease_owner")?,
+        column::<Option<i64>>(row, "failure_lease_expires_at_ms")?,
+    ) {
+        (None, None) => Ok(None),
+        (Some(owner), Some(ms)) => Ok(Some(LeaseMark {
+            owner: OwnerId::new(owner),
+            expires_at: timestamp(ms, "failure_lease_expires_at_ms")?,
+        })),
+        (Some(_), None) => Err(Undecodable::Inconsistent {
+            column: "failure_lease_expires_at_ms",
+            problem: "is null while failure_lease_owner is set",
+        }),
+        (None, Some(_)) => Err(Undecodable::Inconsistent {
+            column: "failure_lease_owner",
+            problem: "is null while failure_lease_expires_at_ms is set",
+        }),
+    }
 }

@@ -20,6 +20,8 @@
 //!     refresh_token         TEXT        NULL,
 //!     failure_kind          TEXT        NULL,   -- 'rejected' | 'outcome_unknown'
 //!     failure_reason        TEXT        NULL,   -- set exactly when failure_kind = 'rejected'
+//!     failure_lease_owner   TEXT        NULL,   -- 'outcome_unknown' only: the lease it was
+//!     failure_lease_expires_at_ms BIGINT NULL,  -- judged under (both, or neither)
 //!     lease_owner           TEXT        NULL,   -- the lease's three columns are
 //!     lease_presenting      TEXT        NULL,   -- all set or all null
 //!     lease_expires_at_ms   BIGINT      NULL,
@@ -309,7 +311,8 @@ impl PgStore {
             .access(&row.access)
             .map_err(|e| e.failure(link, doing))?;
         let refresh_token = sealer.refresh_token(&row.refresh_token);
-        let (failure_kind, failure_reason) = encode_failure(&row.failure);
+        let (failure_kind, failure_reason, failure_lease_owner, failure_lease_expires_at_ms) =
+            encode_failure(&row.failure).map_err(|e| e.failure(link, doing))?;
         let (lease_owner, lease_presenting, lease_expires_at_ms) = sealer
             .lease(&row.lease)
             .map_err(|e| e.failure(link, doing))?;
@@ -324,6 +327,8 @@ impl PgStore {
             .bind(lease_owner)
             .bind(lease_presenting.stored)
             .bind(lease_expires_at_ms)
+            .bind(failure_lease_owner)
+            .bind(failure_lease_expires_at_ms)
             .bind(refresh_token.hash)
             .bind(lease_presenting.hash)
             .execute(&self.pool)
@@ -396,8 +401,8 @@ impl PgStore {
             .bind(refresh_token.is_some())
             .bind(refresh_token.and_then(|token| token.stored.as_deref()))
             .bind(update.failure.is_some())
-            .bind(update.failure.and_then(|(kind, _)| kind))
-            .bind(update.failure.and_then(|(_, reason)| reason))
+            .bind(update.failure.and_then(|(kind, ..)| kind))
+            .bind(update.failure.and_then(|(_, reason, ..)| reason))
             .bind(lease.is_some())
             .bind(lease.and_then(|(owner, _, _)| *owner))
             .bind(lease.and_then(|(_, presenting, _)| presenting.stored.as_deref()))
@@ -405,8 +410,8 @@ impl PgStore {
             .bind(guard.refresh_token.is_none());
         let query = bind_expected(query, &self.at_rest, guard.refresh_token.as_ref())
             .bind(guard.failure.is_none())
-            .bind(guard.failure.and_then(|(kind, _)| kind))
-            .bind(guard.failure.and_then(|(_, reason)| reason))
+            .bind(guard.failure.and_then(|(kind, ..)| kind))
+            .bind(guard.failure.and_then(|(_, reason, ..)| reason))
             .bind(guard.lease.is_none())
             .bind(guard.lease.as_ref().and_then(|(owner, _, _)| *owner));
         let row = bind_expected(
@@ -417,6 +422,10 @@ impl PgStore {
         .bind(guard.lease.as_ref().and_then(|(_, _, expiry)| *expiry))
         .bind(refresh_token.and_then(|token| token.hash.as_deref()))
         .bind(lease.and_then(|(_, presenting, _)| presenting.hash.as_deref()))
+        .bind(update.failure.and_then(|(.., owner, _)| owner))
+        .bind(update.failure.and_then(|(.., expiry)| expiry))
+        .bind(guard.failure.and_then(|(.., owner, _)| owner))
+        .bind(guard.failure.and_then(|(.., expiry)| expiry))
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| failure(link, Doing::Writing, &error))?;

@@ -15,7 +15,8 @@ use super::failure::Doing;
 macro_rules! columns {
     () => {
         "access_token, access_expires_at_ms, refresh_token, failure_kind, failure_reason, \
-         lease_owner, lease_presenting, lease_expires_at_ms"
+         lease_owner, lease_presenting, lease_expires_at_ms, \
+         failure_lease_owner, failure_lease_expires_at_ms"
     };
 }
 
@@ -40,6 +41,8 @@ macro_rules! cas_sql {
                 refresh_token_hash = CASE WHEN $6::bool THEN $24::bytea ELSE refresh_token_hash END, \
                 failure_kind = CASE WHEN $8::bool THEN $9::text ELSE failure_kind END, \
                 failure_reason = CASE WHEN $8::bool THEN $10::text ELSE failure_reason END, \
+                failure_lease_owner = CASE WHEN $8::bool THEN $26::text ELSE failure_lease_owner END, \
+                failure_lease_expires_at_ms = CASE WHEN $8::bool THEN $27::bigint ELSE failure_lease_expires_at_ms END, \
                 lease_owner = CASE WHEN $11::bool THEN $12::text ELSE lease_owner END, \
                 lease_presenting = CASE WHEN $11::bool THEN $13::text ELSE lease_presenting END, \
                 lease_presenting_hash = CASE WHEN $11::bool THEN $25::bytea ELSE lease_presenting_hash END, \
@@ -50,7 +53,9 @@ macro_rules! cas_sql {
             $refresh_token_guard,
             ") \
                AND ($17::bool OR (failure_kind IS NOT DISTINCT FROM $18::text \
-                                  AND failure_reason IS NOT DISTINCT FROM $19::text)) \
+                                  AND failure_reason IS NOT DISTINCT FROM $19::text \
+                                  AND failure_lease_owner IS NOT DISTINCT FROM $28::text \
+                                  AND failure_lease_expires_at_ms IS NOT DISTINCT FROM $29::bigint)) \
                AND ($20::bool OR (lease_owner IS NOT DISTINCT FROM $21::text \
                                   AND ",
             $presenting_guard,
@@ -82,7 +87,7 @@ pub(super) const INSERT_SQL: &str = concat!(
     "INSERT INTO baton_links (provider, user_id, ",
     columns!(),
     ", refresh_token_hash, lease_presenting_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (provider, user_id) DO UPDATE SET \
         access_token = EXCLUDED.access_token, \
         access_expires_at_ms = EXCLUDED.access_expires_at_ms, \
@@ -90,6 +95,8 @@ pub(super) const INSERT_SQL: &str = concat!(
         refresh_token_hash = EXCLUDED.refresh_token_hash, \
         failure_kind = EXCLUDED.failure_kind, \
         failure_reason = EXCLUDED.failure_reason, \
+        failure_lease_owner = EXCLUDED.failure_lease_owner, \
+        failure_lease_expires_at_ms = EXCLUDED.failure_lease_expires_at_ms, \
         lease_owner = EXCLUDED.lease_owner, \
         lease_presenting = EXCLUDED.lease_presenting, \
         lease_presenting_hash = EXCLUDED.lease_presenting_hash, \
@@ -251,19 +258,35 @@ impl Sealer<'_> {
 
 /// The access grant's columns.
 pub(super) type AccessColumns = (TokenColumns, Option<i64>);
-/// The cached failure's columns: kind and reason.
-pub(super) type FailureColumns<'a> = (Option<&'static str>, Option<&'a str>);
+/// The cached failure's columns: kind, reason, and the owner and expiry of
+/// the lease an unknown outcome was judged under.
+pub(super) type FailureColumns<'a> = (
+    Option<&'static str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+);
 /// The lease's columns: owner, presenting token, expiry.
 pub(super) type LeaseColumns<'a> = (Option<&'a str>, TokenColumns, Option<i64>);
 /// What a guard expects of the lease's columns.
 pub(super) type ExpectedLease<'a> = (Option<&'a str>, ExpectedToken, Option<i64>);
 
-pub(super) fn encode_failure(failure: &Option<CachedFailure>) -> FailureColumns<'_> {
-    match failure {
-        None => (None, None),
-        Some(CachedFailure::Rejected { reason }) => (Some(REJECTED), Some(reason)),
-        Some(CachedFailure::OutcomeUnknown) => (Some(OUTCOME_UNKNOWN), None),
-    }
+pub(super) fn encode_failure(
+    failure: &Option<CachedFailure>,
+) -> Result<FailureColumns<'_>, Unstorable> {
+    Ok(match failure {
+        None => (None, None, None, None),
+        Some(CachedFailure::Rejected { reason }) => (Some(REJECTED), Some(reason), None, None),
+        Some(CachedFailure::OutcomeUnknown { lease: None }) => {
+            (Some(OUTCOME_UNKNOWN), None, None, None)
+        }
+        Some(CachedFailure::OutcomeUnknown { lease: Some(mark) }) => (
+            Some(OUTCOME_UNKNOWN),
+            None,
+            Some(mark.owner.as_str()),
+            Some(millis(mark.expires_at, "failure_lease_expires_at_ms")?),
+        ),
+    })
 }
 
 /// A [`Guard`] as bind values: `None` for [`Expect::Any`].
@@ -286,7 +309,7 @@ impl<'a> EncodedGuard<'a> {
             },
             failure: match &guard.failure {
                 Expect::Any => None,
-                Expect::Exactly(failure) => Some(encode_failure(failure)),
+                Expect::Exactly(failure) => Some(encode_failure(failure).ok()?),
             },
             lease: match &guard.lease {
                 Expect::Any => None,
@@ -318,7 +341,7 @@ impl<'a> EncodedUpdate<'a> {
             },
             failure: match &update.failure {
                 Change::Keep => None,
-                Change::Set(failure) => Some(encode_failure(failure)),
+                Change::Set(failure) => Some(encode_failure(failure)?),
             },
             lease: match &update.lease {
                 Change::Keep => None,
