@@ -20,6 +20,17 @@ fn recorded_under(lease: &Lease) -> StoredLink {
     judged
 }
 
+/// The write that removes `judged`'s record, and nothing else.
+fn clearing(judged: &StoredLink) -> Effect {
+    settle(
+        0,
+        WriteIntent::ClearFailure,
+        "R0",
+        (judged.failure.clone(), None),
+        (None, None),
+    )
+}
+
 #[test]
 fn a_lease_take_that_landed_and_expired_before_we_knew_is_cleared_and_the_refresh_goes_on() {
     let mut s = Script::new(config());
@@ -28,17 +39,7 @@ fn a_lease_take_that_landed_and_expired_before_we_knew_is_cleared_and_the_refres
     // has recorded our lease as a presentation of unknown outcome.
     s.now = NOW + LEASE + Duration::from_secs(1);
     let judged = recorded_under(&ours);
-    let unknown = judged.failure.clone();
-    assert_eq!(
-        s.read(0, Some(judged)),
-        vec![settle(
-            0,
-            WriteIntent::ClearFailure,
-            "R0",
-            (unknown, None),
-            (None, None)
-        )]
-    );
+    assert_eq!(s.read(0, Some(judged.clone())), vec![clearing(&judged)]);
     // Cleared: the flight goes on, and takes a lease of its own.
     assert_eq!(
         s.won(0, row(expired("A0"), "R0")),
@@ -90,18 +91,8 @@ fn a_resolution_that_outlives_the_lease_clears_the_record_once_the_store_answers
     s.now = NOW + LEASE + Duration::from_secs(1);
     assert_eq!(s.feed(Input::TimerExpired), vec![read_effect(0)]);
     let judged = recorded_under(&ours);
-    let unknown = judged.failure.clone();
     s.request(2);
-    assert_eq!(
-        s.read(0, Some(judged.clone())),
-        vec![settle(
-            0,
-            WriteIntent::ClearFailure,
-            "R0",
-            (unknown, None),
-            (None, None)
-        )]
-    );
+    assert_eq!(s.read(0, Some(judged.clone())), vec![clearing(&judged)]);
     // The clearing write loses to a re-link (the record stops every
     // replica, not the OAuth callback): the flight goes on from that row.
     assert_eq!(
