@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use baton_core::{Effect, RefreshMachine, Timestamp};
+use baton_core::{AccessGrant, Effect, RefreshMachine, Timestamp};
 
-use super::{Action, Caller, Fault, Message, World};
+use super::{shift, Action, Caller, Fault, Message, Route, World};
 use crate::spec::WorldSpec;
 
 impl World {
@@ -15,6 +15,16 @@ impl World {
             && !caller.cancelled
             && !caller.died
             && caller.requests_left == spec.requests
+    }
+
+    /// The token `caller`'s replica would serve it on the driver's hot
+    /// path now, by the replica's own clock.
+    pub(super) fn held_token(&self, spec: &WorldSpec, caller: &Caller) -> Option<AccessGrant> {
+        let replica = usize::from(caller.replica);
+        let local = shift(self.now, spec.skew(replica));
+        let link = &self.links[usize::from(caller.link)];
+        let (grant, _) = self.replicas[replica].machine.cached_token(link, local)?;
+        Some(grant)
     }
 
     /// Every step possible now, in a fixed order.
@@ -61,7 +71,17 @@ impl World {
             {
                 continue;
             }
-            out.push(Action::Request { caller: i as u16 });
+            let caller_index = i as u16;
+            if self.held_token(spec, caller).is_some() {
+                out.push(Action::Request {
+                    caller: caller_index,
+                    route: Route::HotPath,
+                });
+            }
+            out.push(Action::Request {
+                caller: caller_index,
+                route: Route::Machine,
+            });
         }
         for (i, message) in self.messages.iter().enumerate() {
             let message_index = i as u16;

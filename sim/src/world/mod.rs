@@ -34,7 +34,7 @@ mod writers;
 
 pub use describe::{describe_effect, describe_input, describe_outcome};
 pub use types::{
-    Action, BadAnswer, Caller, Fault, FaultsUsed, LogEntry, Message, Replica, StepLog,
+    Action, BadAnswer, Caller, Fault, FaultsUsed, LogEntry, Message, Replica, Route, StepLog,
 };
 
 /// The whole world.

@@ -10,7 +10,7 @@ use baton_core::{
 
 use super::{
     caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Met,
-    Notes, StepLog, World,
+    Notes, Route, StepLog, World,
 };
 use crate::spec::WorldSpec;
 
@@ -50,7 +50,7 @@ impl World {
 
     fn step(&mut self, spec: &WorldSpec, action: Action, mut note: Notes<'_>) {
         match action {
-            Action::Request { caller } => {
+            Action::Request { caller, route } => {
                 let min_generation =
                     self.min_generation(usize::from(self.callers[usize::from(caller)].link));
                 let c = &mut self.callers[usize::from(caller)];
@@ -69,6 +69,20 @@ impl World {
                         format!("asks for a token for {link}"),
                     )
                 });
+                if route == Route::HotPath {
+                    let held = self.held_token(spec, &self.callers[usize::from(caller)]);
+                    let grant = held.expect("the hot path is offered only with a token held");
+                    note.add(|| {
+                        (
+                            format!("r{replica}"),
+                            caller_name(self, caller),
+                            "serves the token it holds (hot path)".into(),
+                        )
+                    });
+                    Arc::make_mut(&mut self.replicas[replica].machine).served_cached(&link);
+                    self.answer(usize::from(caller), Ok(grant), &mut note);
+                    return;
+                }
                 let input = Input::TokenRequested {
                     caller: self.caller_id(caller),
                     link,

@@ -197,6 +197,21 @@ pub enum Fault {
     ValidationInconclusive,
 }
 
+/// How a caller's request reaches its replica's machine. The Refresher
+/// tries the hot path first and feeds the machine when it misses; by the
+/// time the request arrives, another input may have left a live token
+/// there, so a request with a token held can take either route.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// The driver's lock-free hot path: the token the machine says it
+    /// holds (`cached_token`) is served without an input.
+    HotPath,
+    /// `Input::TokenRequested`, answered by the machine.
+    #[default]
+    Machine,
+}
+
 /// One step of the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "step")]
@@ -205,6 +220,10 @@ pub enum Action {
     Request {
         /// Caller index.
         caller: u16,
+        /// Whether the driver serves it from the machine's held token or
+        /// feeds it to the machine.
+        #[serde(default)]
+        route: Route,
     },
     /// A message reaches the store, the token endpoint or the API, which
     /// acts on it (store and API replies are immediate).
