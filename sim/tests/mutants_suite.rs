@@ -10,6 +10,12 @@
 //! It leaves out `three_replicas_crash_cancel`, the explorer's 2-million-
 //! state benchmark (a minute per mutant), so a mutant that only that world
 //! would catch counts as missed, not caught.
+//!
+//! Each check has a budget of [`MAX_STATES`], some 10× baton's largest
+//! cell: a mutant that makes a world grow without end (refreshing on every
+//! call, so the clock never stops) fails at the budget, as an inconclusive
+//! verdict is not the expected one, instead of running into cargo-mutants'
+//! timeout.
 
 use std::path::PathBuf;
 
@@ -17,13 +23,20 @@ use baton_sim::run::{check_one, CheckOptions};
 use baton_sim::scenario::load_all;
 use baton_sim::zoo::Algorithm;
 
+/// States per check: baton's largest cell in `scenarios/` (but the
+/// benchmark) is under 15,000.
+const MAX_STATES: usize = 150_000;
+
 #[test]
 #[ignore = "the cargo-mutants suite: run with --ignored"]
 fn baton_meets_every_expectation_of_the_scenario_suite() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let scenarios = load_all(&[dir]).expect("scenarios load");
     let out_dir = std::env::temp_dir().join(format!("baton-mutants-{}", std::process::id()));
-    let options = CheckOptions::explore(out_dir.clone());
+    let options = CheckOptions {
+        max_states: Some(MAX_STATES),
+        ..CheckOptions::explore(out_dir.clone())
+    };
     let mut checked = 0;
     // Hand-written scenarios first, matrix cells after: a mutant is caught
     // at the first failure, and most fail one of the small worlds at once.

@@ -238,8 +238,8 @@ pub fn initial(
 ) -> Result<(InMemoryStore, FakeProvider, Vec<LinkId>, Timestamp), String> {
     let world = World::initial(spec)?;
     Ok((
-        std::sync::Arc::unwrap_or_clone(world.store),
-        std::sync::Arc::unwrap_or_clone(world.provider),
+        std::sync::Arc::unwrap_or_clone(world.store).into_inner(),
+        std::sync::Arc::unwrap_or_clone(world.provider).into_inner(),
         world.links.to_vec(),
         world.now,
     ))

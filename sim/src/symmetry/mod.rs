@@ -30,11 +30,15 @@
 //! Each part of the world (a replica with its callers, a message, the
 //! rest) is hashed once per world, anonymised: owner ids become "itself"
 //! or "another", and the others named are noted in order ([`rename`]).
-//! The part's hash and that list say all its bytes said. Keys are built
-//! from those hashes, and each placement only maps the lists and hashes
-//! the parts' hashes in the new order, so trying several placements costs
-//! little more than one. The provider, the clock, the
-//!    fault budget and the outside writers' state name no replica.
+//! The part's hash and that list say all its bytes said. A machine's own
+//! anonymous hash is kept with the machine
+//! ([`Printed`]), and so are the store's and the provider's, until they
+//! change: they are shared between worlds until a step changes them, so a
+//! successor world hashes afresh only what its step touched. Keys are built from the parts' hashes, and
+//! each placement only maps the lists and hashes the parts' hashes in the
+//! new order, so trying several placements costs little more than one.
+//! The provider, the clock, the fault budget and the outside writers'
+//! state name no replica.
 //!
 //! Only the fingerprint is canonical: the explorer keeps, checks and
 //! expands the worlds as they were reached, so a counterexample is a run of
@@ -58,15 +62,18 @@
 //! scenario, the same orbits reached on generated worlds, and a
 //! deliberately wrong canonicaliser ([`Flaw`]) caught.
 
+mod printed;
 mod rename;
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
+pub use printed::{AnonymousPrint, Printed};
 pub use rename::{parse_owner, Anonymise};
 
 use crate::fingerprint::{fingerprint, gathered, Gather};
 use crate::spec::WorldSpec;
-use crate::world::{Caller, Message, World};
+use crate::world::{Caller, Message, Replica, World};
 
 /// Placements of tied replicas tried per world before settling for index
 /// order: 4! covers any tie among four replicas.
@@ -109,6 +116,14 @@ struct Part {
 }
 
 impl Part {
+    fn into_print(self, me: Option<u8>) -> AnonymousPrint {
+        AnonymousPrint {
+            me,
+            print: self.print,
+            others: self.others,
+        }
+    }
+
     fn of(me: Option<u8>, feed: impl FnOnce(&mut Anonymise<'_, Gather<'_>>)) -> Part {
         let mut others = Vec::new();
         let print = gathered(|bytes| {
@@ -254,12 +269,26 @@ impl Parts {
         } = world;
         let replicas = (0..replicas.len() as u8)
             .map(|r| {
-                Part::of(Some(r), |h| {
-                    replicas[usize::from(r)].hash(h);
+                // Spelled out so that a new field cannot be left out unnoticed.
+                let Replica {
+                    machine,
+                    incarnation,
+                    touched,
+                } = &replicas[usize::from(r)];
+                // The machine's print is kept with the machine until it
+                // changes: most steps change one replica, and the others'
+                // machines are the ones their parent world hashed.
+                let machine = machine.print(Some(r), |machine| {
+                    Part::of(Some(r), |h| machine.hash(h)).into_print(Some(r))
+                });
+                let mut part = Part::of(Some(r), |h| {
+                    (machine.print, machine.others.len(), incarnation, touched).hash(h.inner);
                     for caller in callers_of(world, r) {
                         hash_caller(caller, h);
                     }
-                })
+                });
+                part.others.splice(0..0, machine.others.iter().copied());
+                part
             })
             .collect();
         let messages = messages
@@ -269,14 +298,24 @@ impl Parts {
                 (r, Part::of(Some(r), |h| with_replica(m, 0).hash(h)))
             })
             .collect();
-        let rest = Part::of(None, |h| {
-            now.hash(h);
-            match flaw {
-                Some(Flaw::LeaseOwnersKept) => store.hash(h.inner),
-                None => store.hash(h),
+        let store = match flaw {
+            Some(Flaw::LeaseOwnersKept) => {
+                Cow::Owned(Part::of(None, |h| store.hash(h.inner)).into_print(None))
             }
-            (provider, budget, used, lost_tokens, links, unlinked).hash(h);
+            None => store.print(None, |store| {
+                Part::of(None, |h| store.hash(h)).into_print(None)
+            }),
+        };
+        let provider = provider.print(None, |provider| {
+            Part::of(None, |h| provider.hash(h)).into_print(None)
         });
+        let mut rest = Part::of(None, |h| {
+            (now, store.print, store.others.len()).hash(h.inner);
+            (provider.print, provider.others.len()).hash(h.inner);
+            (budget, used, lost_tokens, links, unlinked).hash(h);
+        });
+        let named = store.others.iter().chain(&provider.others).copied();
+        rest.others.splice(0..0, named);
         Parts {
             replicas,
             messages,

@@ -24,6 +24,7 @@ use baton_core::{InputKind, LinkId, RefreshMachine, RefreshToken, Stage, StoreFa
 use baton_fakes::{FakeProvider, InMemoryStore};
 
 use crate::spec::{FaultBudget, WorldSpec};
+use crate::symmetry::Printed;
 
 mod actions;
 mod deliver;
@@ -47,9 +48,9 @@ pub struct World {
     /// The callers, replica-major.
     pub callers: Vec<Caller>,
     /// The shared store.
-    pub store: Arc<InMemoryStore>,
+    pub store: Arc<Printed<InMemoryStore>>,
     /// The provider.
-    pub provider: Arc<FakeProvider>,
+    pub provider: Arc<Printed<FakeProvider>>,
     /// Messages in flight, oldest first.
     pub messages: Vec<Message>,
     /// Faults the adversary may still inject.
@@ -95,7 +96,7 @@ impl World {
         for r in 0..usize::from(spec.replicas) {
             let config = spec.config(r, 0).map_err(|e| e.to_string())?;
             replicas.push(Replica {
-                machine: Arc::new(spec.algorithm_of(r).machine(config)),
+                machine: Arc::new(Printed::new(spec.algorithm_of(r).machine(config))),
                 incarnation: 0,
                 touched: false,
             });
@@ -119,8 +120,8 @@ impl World {
             now: Timestamp::ZERO + spec.timing.access_lifetime,
             replicas,
             callers,
-            store: Arc::new(store),
-            provider: Arc::new(provider),
+            store: Arc::new(Printed::new(store)),
+            provider: Arc::new(Printed::new(provider)),
             messages: Vec::new(),
             budget: spec.faults,
             used: FaultsUsed::default(),

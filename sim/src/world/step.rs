@@ -13,6 +13,7 @@ use super::{
     Notes, Route, StepLog, World,
 };
 use crate::spec::WorldSpec;
+use crate::symmetry::Printed;
 
 impl World {
     /// Takes one step. `log`, if given, receives a description of it.
@@ -250,7 +251,7 @@ impl World {
         let config = spec
             .config(r, incarnation)
             .expect("the spec's configuration was checked at the start");
-        self.replicas[r].machine = Arc::new(spec.algorithm_of(r).machine(config));
+        self.replicas[r].machine = Arc::new(Printed::new(spec.algorithm_of(r).machine(config)));
         self.replicas[r].incarnation = incarnation;
         let mut lost = Vec::new();
         self.messages.retain_mut(|m| {

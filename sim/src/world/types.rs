@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::symmetry::Printed;
 use crate::zoo::AnyMachine;
 
 /// A process: one machine, and which incarnation of it this is.
@@ -14,7 +15,7 @@ use crate::zoo::AnyMachine;
 pub struct Replica {
     /// The refresh machine (baton's, or a historical model). Shared between
     /// worlds until one of them feeds it: most steps touch one replica.
-    pub machine: Arc<AnyMachine>,
+    pub machine: Arc<Printed<AnyMachine>>,
     /// Bumped by every crash; leases name it.
     pub incarnation: u32,
     /// Whether any caller of this replica has made a request yet.
