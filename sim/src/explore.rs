@@ -28,7 +28,7 @@ use crate::invariants::{Invariant, Moment};
 use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
-use crate::symmetry::{Canon, Symmetry};
+use crate::symmetry::{Canon, Interner, Symmetry};
 use crate::world::{Action, World};
 
 /// One slice of an exploration: shard `index` of `count` (0-based).
@@ -373,6 +373,8 @@ pub fn explore(
             }
         }
         let mut next_frontier: Vec<Vec<(u32, World)>> = Vec::new();
+        // The next level's worlds share their equal parts (see `Interner`).
+        let mut interner = Interner::default();
         // Each chunk is expanded, fingerprinted and checked on every core;
         // its new states are then numbered in order on one. The outcome
         // does not depend on the number of cores: the chunks are fixed, and
@@ -396,7 +398,7 @@ pub fn explore(
                 if let (Some(all), Some(these)) = (&mut reached, &expansion.reached) {
                     all.merge(these);
                 }
-                for (action, next, print, broken) in expansion.successors {
+                for (action, mut next, print, broken) in expansion.successors {
                     if !visited.insert(print) {
                         seen_in_round.push(next);
                         continue;
@@ -421,6 +423,7 @@ pub fn explore(
                             reached,
                         );
                     }
+                    interner.intern(&mut next);
                     match next_frontier.last_mut() {
                         Some(open) if open.len() < CHUNK => open.push((index, next)),
                         _ => {

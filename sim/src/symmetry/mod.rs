@@ -62,12 +62,14 @@
 //! scenario, the same orbits reached on generated worlds, and a
 //! deliberately wrong canonicaliser ([`Flaw`]) caught.
 
+mod intern;
 mod printed;
 mod rename;
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
+pub use intern::Interner;
 pub use printed::{AnonymousPrint, Printed};
 pub use rename::{parse_owner, Anonymise};
 
@@ -278,9 +280,7 @@ impl Parts {
                 // The machine's print is kept with the machine until it
                 // changes: most steps change one replica, and the others'
                 // machines are the ones their parent world hashed.
-                let machine = machine.print(Some(r), |machine| {
-                    Part::of(Some(r), |h| machine.hash(h)).into_print(Some(r))
-                });
+                let machine = machine.anonymous(Some(r));
                 let mut part = Part::of(Some(r), |h| {
                     (machine.print, machine.others.len(), incarnation, touched).hash(h.inner);
                     for caller in callers_of(world, r) {
@@ -302,13 +302,9 @@ impl Parts {
             Some(Flaw::LeaseOwnersKept) => {
                 Cow::Owned(Part::of(None, |h| store.hash(h.inner)).into_print(None))
             }
-            None => store.print(None, |store| {
-                Part::of(None, |h| store.hash(h)).into_print(None)
-            }),
+            None => store.anonymous(None),
         };
-        let provider = provider.print(None, |provider| {
-            Part::of(None, |h| provider.hash(h)).into_print(None)
-        });
+        let provider = provider.anonymous(None);
         let mut rest = Part::of(None, |h| {
             (now, store.print, store.others.len()).hash(h.inner);
             (provider.print, provider.others.len()).hash(h.inner);

@@ -27,6 +27,26 @@ pub struct AnonymousPrint {
     pub others: Vec<u8>,
 }
 
+impl AnonymousPrint {
+    /// `value`'s print as `me`'s part.
+    pub fn of(me: Option<u8>, value: &impl Hash) -> AnonymousPrint {
+        super::Part::of(me, |h| value.hash(h)).into_print(me)
+    }
+
+    /// One number for the whole print: two values of one type at the same
+    /// replica have the same identity exactly when they are equal (up to
+    /// a 128-bit collision, as for the explorer's fingerprints).
+    pub fn identity(&self) -> u128 {
+        if self.others.is_empty() && self.me.is_none() {
+            return self.print;
+        }
+        crate::fingerprint::gathered(|bytes| {
+            let h = &mut crate::fingerprint::Gather(bytes);
+            (self.me, self.print, &self.others).hash(h);
+        })
+    }
+}
+
 /// `T` with its anonymous print, kept until `T` is next borrowed mutably.
 /// Equality, hashing and `Debug` are `T`'s: the print is a cache, never
 /// part of the state.
@@ -65,6 +85,14 @@ impl<T> Printed<T> {
         } else {
             std::borrow::Cow::Owned(compute(&self.value))
         }
+    }
+}
+
+impl<T: Hash> Printed<T> {
+    /// The value's anonymous print as `me`'s part (see [`super`]), kept
+    /// until the value changes.
+    pub fn anonymous(&self, me: Option<u8>) -> std::borrow::Cow<'_, AnonymousPrint> {
+        self.print(me, |value| AnonymousPrint::of(me, value))
     }
 }
 

@@ -29,11 +29,13 @@ use crate::symmetry::Printed;
 mod actions;
 mod deliver;
 mod describe;
+mod messages;
 mod step;
 mod types;
 mod writers;
 
 pub use describe::{describe_effect, describe_input, describe_outcome};
+pub use messages::{Keep, Messages};
 pub use types::{
     Action, BadAnswer, Caller, Fault, FaultsUsed, LogEntry, Message, Replica, Route, StepLog,
 };
@@ -52,7 +54,7 @@ pub struct World {
     /// The provider.
     pub provider: Arc<Printed<FakeProvider>>,
     /// Messages in flight, oldest first.
-    pub messages: Vec<Message>,
+    pub messages: Messages,
     /// Faults the adversary may still inject.
     pub budget: FaultBudget,
     /// Faults it has injected.
@@ -122,7 +124,7 @@ impl World {
             callers,
             store: Arc::new(Printed::new(store)),
             provider: Arc::new(Printed::new(provider)),
-            messages: Vec::new(),
+            messages: Messages::default(),
             budget: spec.faults,
             used: FaultsUsed::default(),
             lost_tokens: BTreeSet::new(),

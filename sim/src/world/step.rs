@@ -9,8 +9,8 @@ use baton_core::{
 };
 
 use super::{
-    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Message, Met,
-    Notes, Route, StepLog, World,
+    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Keep, Message,
+    Met, Notes, Route, StepLog, World,
 };
 use crate::spec::WorldSpec;
 use crate::symmetry::Printed;
@@ -42,7 +42,7 @@ impl World {
         // nothing about what can happen next. Keeping them in a canonical
         // order lets the explorer recognise equal worlds reached by sending
         // in different orders.
-        self.messages.sort_by_cached_key(|m| {
+        self.messages.sort(|m| {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(m, &mut h);
             std::hash::Hasher::finish(&h)
@@ -125,7 +125,7 @@ impl World {
             },
             Action::TimeOut { message } => {
                 let index = usize::from(message);
-                let (replica, id, deadline) = match &mut self.messages[index] {
+                let (replica, id, deadline) = match self.messages.get_mut(index) {
                     Message::Sent {
                         replica,
                         effect: Effect::Exchange { id, deadline, .. },
@@ -254,28 +254,28 @@ impl World {
         self.replicas[r].machine = Arc::new(Printed::new(spec.algorithm_of(r).machine(config)));
         self.replicas[r].incarnation = incarnation;
         let mut lost = Vec::new();
-        self.messages.retain_mut(|m| {
+        self.messages.retain(|m| {
             if m.sender() != (r as u8, old) {
-                return true;
+                return Keep::AsItIs;
             }
             match m {
                 // Requests already on the wire keep going: zombies.
                 Message::Sent {
                     effect: Effect::Exchange { .. },
-                    orphaned,
                     ..
-                } => {
-                    *orphaned = true;
-                    true
-                }
+                } => Keep::Changed(|m| {
+                    if let Message::Sent { orphaned, .. } = m {
+                        *orphaned = true;
+                    }
+                }),
                 Message::Reply {
                     outcome: ExchangeOutcome::Issued(tokens),
                     ..
                 } => {
                     lost.extend(tokens.refresh_token.clone());
-                    false
+                    Keep::Drop
                 }
-                _ => false,
+                _ => Keep::Drop,
             }
         });
         self.lost_tokens.extend(lost);

@@ -74,7 +74,8 @@ fn render(world: &World, to: &[u8]) -> Vec<u8> {
             })
         })
         .collect();
-    for m in &mut renamed.messages {
+    let mut messages = renamed.messages.take();
+    for m in &mut messages {
         match m {
             Message::Sent { replica, .. }
             | Message::Reply { replica, .. }
@@ -83,7 +84,7 @@ fn render(world: &World, to: &[u8]) -> Vec<u8> {
         }
     }
     // Messages in flight are a set to the world: renamed, sorted again.
-    let mut messages: Vec<Vec<u8>> = std::mem::take(&mut renamed.messages)
+    let mut messages: Vec<Vec<u8>> = messages
         .iter()
         .map(|m| {
             let mut h = Renamer {

@@ -1,0 +1,138 @@
+//! Hash-consing of the frontier: worlds waiting in a level share one copy
+//! of each equal machine, store and provider.
+//!
+//! A step changes one machine (or the store, or the provider) and copies
+//! it to do so; that copy is the bulk of a new world. Across a level, most
+//! of those copies are equal to one another: three replicas' machines go
+//! through a few dozen states in all, met in hundreds of thousands of
+//! combinations. The explorer holds the next level's worlds in full, so
+//! without sharing, a wide level holds every copy. Interning each new
+//! world's parts against the parts already in the level keeps one of each,
+//! as explicit-state checkers that store whole states do (TLC and SPIN
+//! compress states by sharing their components the same way).
+//!
+//! Identities are the parts' anonymous prints ([`AnonymousPrint`]), which
+//! the canonical fingerprint computes anyway and keeps with each part. An
+//! interner lives for one level: the worlds hold what they share, and the
+//! table's own references go when the level is complete.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use baton_fakes::{FakeProvider, InMemoryStore};
+
+use super::{AnonymousPrint, Printed};
+use crate::fingerprint::FingerprintHasher;
+use crate::world::World;
+use crate::zoo::AnyMachine;
+
+type Table<T> = HashMap<u128, Arc<Printed<T>>, BuildHasherDefault<FingerprintHasher>>;
+
+/// The parts of the worlds kept so far in a level, by identity.
+#[derive(Default)]
+pub struct Interner {
+    machines: Table<AnyMachine>,
+    stores: Table<InMemoryStore>,
+    providers: Table<FakeProvider>,
+    /// Parts replaced by an equal one already held.
+    pub shared: usize,
+}
+
+impl Interner {
+    /// Replaces each part of `world` by an equal one already interned, or
+    /// interns it.
+    pub fn intern(&mut self, world: &mut World) {
+        for (r, replica) in world.replicas.iter_mut().enumerate() {
+            let me = Some(r as u8);
+            self.shared += usize::from(one(&mut self.machines, &mut replica.machine, me));
+        }
+        self.shared += usize::from(one(&mut self.stores, &mut world.store, None));
+        self.shared += usize::from(one(&mut self.providers, &mut world.provider, None));
+    }
+}
+
+/// Interns `part`; whether an equal one was already held.
+fn one<T: std::hash::Hash>(
+    table: &mut Table<T>,
+    part: &mut Arc<Printed<T>>,
+    me: Option<u8>,
+) -> bool {
+    let identity = identity(part, me);
+    match table.get(&identity) {
+        Some(held) if Arc::ptr_eq(held, part) => false,
+        Some(held) => {
+            *part = Arc::clone(held);
+            true
+        }
+        None => {
+            table.insert(identity, Arc::clone(part));
+            false
+        }
+    }
+}
+
+fn identity<T: std::hash::Hash>(part: &Printed<T>, me: Option<u8>) -> u128 {
+    let print: std::borrow::Cow<'_, AnonymousPrint> = part.anonymous(me);
+    print.identity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::WorldSpec;
+    use crate::world::Action;
+    use crate::zoo::Algorithm;
+    use baton_fakes::ProviderModel;
+
+    fn spec() -> WorldSpec {
+        WorldSpec {
+            replicas: 2,
+            ..WorldSpec::new(Algorithm::BATON, ProviderModel::SingleUse)
+        }
+    }
+
+    #[test]
+    fn equal_parts_are_shared_and_different_ones_kept_apart() {
+        let spec = spec();
+        let mut a = World::initial(&spec).unwrap();
+        let mut b = World::initial(&spec).unwrap();
+        assert!(!Arc::ptr_eq(&a.replicas[0].machine, &b.replicas[0].machine));
+        let mut interner = Interner::default();
+        interner.intern(&mut a);
+        interner.intern(&mut b);
+        assert!(Arc::ptr_eq(&a.replicas[0].machine, &b.replicas[0].machine));
+        assert!(Arc::ptr_eq(&a.store, &b.store));
+        assert!(Arc::ptr_eq(&a.provider, &b.provider));
+        assert_eq!(interner.shared, 4, "two machines, the store, the provider");
+        // Replicas 0 and 1 start alike but for their names: never merged.
+        assert!(!Arc::ptr_eq(&a.replicas[0].machine, &a.replicas[1].machine));
+
+        // Replica 0 asks: its machine changes, the other parts do not.
+        let mut c = a.clone();
+        c.apply(
+            &spec,
+            Action::Request {
+                caller: 0,
+                route: Default::default(),
+            },
+            None,
+        );
+        interner.intern(&mut c);
+        assert!(!Arc::ptr_eq(&c.replicas[0].machine, &a.replicas[0].machine));
+        assert_ne!(c.replicas[0].machine, a.replicas[0].machine);
+        assert!(Arc::ptr_eq(&c.replicas[1].machine, &a.replicas[1].machine));
+        assert_eq!(c, {
+            let mut d = a.clone();
+            d.apply(
+                &spec,
+                Action::Request {
+                    caller: 0,
+                    route: Default::default(),
+                },
+                None,
+            );
+            d
+        });
+    }
+}
