@@ -292,10 +292,17 @@ impl Parts {
             })
             .collect();
         let messages = messages
-            .iter()
+            .printed()
             .map(|m| {
                 let r = m.sender().0;
-                (r, Part::of(Some(r), |h| with_replica(m, 0).hash(h)))
+                let print = m.print(Some(r), |m| {
+                    AnonymousPrint::of(Some(r), &with_replica(m, 0))
+                });
+                let part = Part {
+                    print: print.print,
+                    others: print.others.clone(),
+                };
+                (r, part)
             })
             .collect();
         let store = match flaw {

@@ -243,7 +243,7 @@ impl World {
                 }
             }
         }
-        for message in &self.messages {
+        for message in self.messages.iter() {
             if let Message::Sent {
                 effect: Effect::Exchange { deadline, .. },
                 ..

@@ -6,16 +6,49 @@
 //! world's copy a vector of pointers instead of deep copies of requests,
 //! read replies and their rows, which is most of what the explorer's
 //! frontier holds and most of what copying a world cost.
+//!
+//! Each message keeps the key it is sorted by and, like a machine, its
+//! anonymous print for [`crate::symmetry`] ([`Printed`]): both are
+//! computed once, when it is sent or changed, not once per world.
 
 use std::hash::{Hash, Hasher};
 use std::ops::Index;
 use std::sync::Arc;
 
 use super::Message;
+use crate::symmetry::Printed;
 
-/// Messages in flight, in a canonical order (see [`Messages::sort`]).
+/// Messages in flight, in a canonical order: by a hash of their content.
+/// Which was sent first changes nothing about what can happen next, and
+/// keeping them in this order lets the explorer recognise equal worlds
+/// reached by sending in different orders.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Messages(Vec<Arc<Message>>);
+pub struct Messages(Vec<Entry>);
+
+/// One message, its sort key, shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    key: u64,
+    message: Arc<Printed<Message>>,
+}
+
+impl Entry {
+    fn new(message: Message) -> Entry {
+        Entry {
+            key: sort_key(&message),
+            message: Arc::new(Printed::new(message)),
+        }
+    }
+}
+
+/// The order's key: SipHash with fixed keys, so that the order, and with
+/// it the numbering of a world's steps (replay files name messages by
+/// index), is the same in every run and on every machine.
+fn sort_key(message: &Message) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    message.hash(&mut h);
+    h.finish()
+}
 
 impl Messages {
     /// How many are in flight.
@@ -30,49 +63,66 @@ impl Messages {
 
     /// The messages, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &Message> + Clone {
-        self.0.iter().map(|m| &**m)
+        self.0.iter().map(|e| &**e.message)
     }
 
-    /// Sends `message`.
+    /// The messages, in order, with their prints.
+    pub fn printed(&self) -> impl ExactSizeIterator<Item = &Printed<Message>> {
+        self.0.iter().map(|e| &*e.message)
+    }
+
+    /// Sends `message`, in its place in the order.
     pub fn push(&mut self, message: Message) {
-        self.0.push(Arc::new(message));
+        let entry = Entry::new(message);
+        // After equal keys, as a stable sort of the appended message would.
+        let at = self.0.partition_point(|e| e.key <= entry.key);
+        self.0.insert(at, entry);
     }
 
     /// Takes message `i` out of flight.
     pub fn remove(&mut self, i: usize) -> Message {
-        Arc::unwrap_or_clone(self.0.remove(i))
+        let entry = self.0.remove(i);
+        Arc::unwrap_or_clone(entry.message).into_inner()
     }
 
-    /// Message `i`, to change (copied first if another world shares it).
-    pub fn get_mut(&mut self, i: usize) -> &mut Message {
-        Arc::make_mut(&mut self.0[i])
+    /// Changes message `i` with `change` (copied first if another world
+    /// shares it), then moves it to its new place in the order.
+    pub fn change<T>(&mut self, i: usize, change: impl FnOnce(&mut Message) -> T) -> T {
+        let mut entry = self.0.remove(i);
+        // Through `Printed`'s `DerefMut`, which forgets the print.
+        let message: &mut Message = Arc::<Printed<Message>>::make_mut(&mut entry.message);
+        let out = change(message);
+        entry.key = sort_key(&entry.message);
+        let at = self.0.partition_point(|e| e.key <= entry.key);
+        self.0.insert(at, entry);
+        out
     }
 
     /// Keeps the messages `keep` says to, letting it change those it keeps
     /// (each copied first if shared, and only if `keep` asks to change it).
     pub fn retain(&mut self, mut keep: impl FnMut(&Message) -> Keep) {
-        self.0.retain_mut(|m| match keep(m) {
+        let mut changed = false;
+        self.0.retain_mut(|e| match keep(&e.message) {
             Keep::Drop => false,
             Keep::AsItIs => true,
             Keep::Changed(change) => {
-                change(Arc::make_mut(m));
+                let message: &mut Message = Arc::<Printed<Message>>::make_mut(&mut e.message);
+                change(message);
+                e.key = sort_key(&e.message);
+                changed = true;
                 true
             }
         });
-    }
-
-    /// Puts the messages in a canonical order by `key`: which was sent
-    /// first changes nothing about what can happen next.
-    pub fn sort(&mut self, key: impl FnMut(&Message) -> u64) {
-        let mut key = key;
-        self.0.sort_by_cached_key(|m| key(m));
+        if changed {
+            self.0.sort_by_key(|e| e.key);
+        }
     }
 
     /// Takes every message out, in order.
     pub fn take(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.0)
             .into_iter()
-            .map(Arc::unwrap_or_clone)
+            .map(|e| Arc::unwrap_or_clone(e.message).into_inner())
             .collect()
     }
 }
@@ -90,16 +140,7 @@ pub enum Keep {
 impl Index<usize> for Messages {
     type Output = Message;
     fn index(&self, i: usize) -> &Message {
-        &self.0[i]
-    }
-}
-
-impl<'a> IntoIterator for &'a Messages {
-    type Item = &'a Message;
-    type IntoIter =
-        std::iter::Map<std::slice::Iter<'a, Arc<Message>>, fn(&Arc<Message>) -> &Message>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|m| &**m)
+        &self.0[i].message
     }
 }
 
@@ -107,8 +148,8 @@ impl Hash for Messages {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // As the vector of messages hashed before they were shared.
         self.0.len().hash(state);
-        for m in &self.0 {
-            m.hash(state);
+        for e in &self.0 {
+            e.message.hash(state);
         }
     }
 }

@@ -35,18 +35,6 @@ impl World {
         met: Option<&mut Vec<Met>>,
     ) {
         self.step(spec, action, Notes { log, met });
-        if self.messages.len() < 2 {
-            return;
-        }
-        // Messages in flight form a set: which was sent first changes
-        // nothing about what can happen next. Keeping them in a canonical
-        // order lets the explorer recognise equal worlds reached by sending
-        // in different orders.
-        self.messages.sort(|m| {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(m, &mut h);
-            std::hash::Hasher::finish(&h)
-        });
     }
 
     fn step(&mut self, spec: &WorldSpec, action: Action, mut note: Notes<'_>) {
@@ -125,17 +113,21 @@ impl World {
             },
             Action::TimeOut { message } => {
                 let index = usize::from(message);
-                let (replica, id, deadline) = match self.messages.get_mut(index) {
+                let (replica, id, deadline) = match &self.messages[index] {
                     Message::Sent {
                         replica,
                         effect: Effect::Exchange { id, deadline, .. },
-                        orphaned,
                         ..
                     } => {
-                        *orphaned = true;
+                        let found = (*replica, *id, *deadline);
+                        self.messages.change(index, |m| {
+                            if let Message::Sent { orphaned, .. } = m {
+                                *orphaned = true;
+                            }
+                        });
                         self.budget.timeouts -= 1;
                         self.used.timeout = true;
-                        (*replica, *id, *deadline)
+                        found
                     }
                     Message::Reply {
                         replica,
