@@ -16,6 +16,12 @@
 //! call, so the clock never stops) fails at the budget, as an inconclusive
 //! verdict is not the expected one, instead of running into cargo-mutants'
 //! timeout.
+//!
+//! With `BATON_MUTANTS_BENCH=1` it also runs the worlds in
+//! `scenarios/bench/` that state an expectation for baton within a budget
+//! of at most [`MAX_BENCH_STATES`] (`three_replicas_clear_race`, 1.09 M
+//! states, about 20 s), last, so only mutants that survive everything
+//! else pay for them.
 
 use std::path::PathBuf;
 
@@ -27,11 +33,20 @@ use baton_sim::zoo::Algorithm;
 /// benchmark) is under 15,000.
 const MAX_STATES: usize = 150_000;
 
+/// States per bench world, with `BATON_MUTANTS_BENCH=1`.
+const MAX_BENCH_STATES: usize = 4_000_000;
+
 #[test]
 #[ignore = "the cargo-mutants suite: run with --ignored"]
 fn baton_meets_every_expectation_of_the_scenario_suite() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let scenarios = load_all(&[dir]).expect("scenarios load");
+    let scenarios = load_all(&[dir.clone()]).expect("scenarios load");
+    let bench = std::env::var_os("BATON_MUTANTS_BENCH").is_some_and(|v| v == "1");
+    let bench_worlds = if bench {
+        load_all(&[dir.join("bench")]).expect("bench scenarios load")
+    } else {
+        Vec::new()
+    };
     let out_dir = std::env::temp_dir().join(format!("baton-mutants-{}", std::process::id()));
     let options = CheckOptions {
         max_states: Some(MAX_STATES),
@@ -57,6 +72,28 @@ fn baton_meets_every_expectation_of_the_scenario_suite() {
                 result.scenario, result.expected, result.found
             );
         }
+    }
+    for scenario in bench_worlds
+        .iter()
+        .filter(|s| s.max_states <= MAX_BENCH_STATES)
+    {
+        let Some((_, expected)) = scenario
+            .expectations
+            .iter()
+            .find(|(a, _)| *a == Algorithm::BATON)
+        else {
+            continue;
+        };
+        let options = CheckOptions {
+            max_states: None,
+            ..options.clone()
+        };
+        let result = check_one(scenario, Algorithm::BATON, *expected, &options).unwrap();
+        assert!(
+            result.ok,
+            "{}: expected {}, found {}",
+            result.scenario, result.expected, result.found
+        );
     }
     let _ = std::fs::remove_dir_all(out_dir);
     assert!(checked > 500, "only {checked} checks: scenarios missing");
