@@ -40,7 +40,7 @@ const MAX_BENCH_STATES: usize = 4_000_000;
 #[ignore = "the cargo-mutants suite: run with --ignored"]
 fn baton_meets_every_expectation_of_the_scenario_suite() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let scenarios = load_all(&[dir.clone()]).expect("scenarios load");
+    let scenarios = load_all(std::slice::from_ref(&dir)).expect("scenarios load");
     let bench = std::env::var_os("BATON_MUTANTS_BENCH").is_some_and(|v| v == "1");
     let bench_worlds = if bench {
         load_all(&[dir.join("bench")]).expect("bench scenarios load")
