@@ -16,3 +16,17 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// Asserts that a row records an unknown outcome, naming the lease it was
+/// judged under (what a replica writes on finding an expired lease whose
+/// holder never settled it).
+#[track_caller]
+pub fn assert_unknown_outcome_recorded(failure: &Option<baton_core::CachedFailure>) {
+    assert!(
+        matches!(
+            failure,
+            Some(baton_core::CachedFailure::OutcomeUnknown { lease: Some(_) })
+        ),
+        "{failure:?}"
+    );
+}

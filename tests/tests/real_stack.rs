@@ -349,14 +349,7 @@ async fn an_idp_503_is_an_unknown_outcome_by_default() {
     assert_eq!(stack.idp.presentations_of(&stack.first_refresh), 1);
     let stored = stack.stored().await;
     assert_eq!(stored.refresh_token, Some(stack.first_refresh.clone()));
-    assert!(
-        matches!(
-            stored.failure,
-            Some(CachedFailure::OutcomeUnknown { lease: Some(_) })
-        ),
-        "{:?}",
-        stored.failure
-    );
+    baton_tests::assert_unknown_outcome_recorded(&stored.failure);
     stack.idp.with_provider(|p| {
         assert!(p.is_refresh_live(&stack.first_refresh), "never consumed");
         assert_eq!(p.unsafe_reuses(&stack.link), 0);
