@@ -78,6 +78,9 @@ pub struct Timing {
     /// this long after it was sent never is. `None`: no bound, requests
     /// may land at any later time.
     pub max_request_age: Option<Duration>,
+    /// Retries of a failed success write before the callers are answered
+    /// and the write goes on in the background.
+    pub persist_attempts: u32,
 }
 
 impl Default for Timing {
@@ -89,6 +92,7 @@ impl Default for Timing {
             exchange_timeout: Duration::from_secs(10),
             poll: Duration::from_secs(30),
             max_request_age: None,
+            persist_attempts: 2,
         }
     }
 }
@@ -185,7 +189,7 @@ impl WorldSpec {
             .second_presentation(self.second_presentation)
             .server_error_after_send(self.server_error_after_send)
             .validate_new_tokens(self.validate)
-            .persist_attempts(2)
+            .persist_attempts(t.persist_attempts)
             .store_retry_delay(Duration::from_secs(1))
             .default_retry_after(Duration::from_secs(60))
             .build()

@@ -135,6 +135,7 @@ pub(super) struct TimingSection {
     pub(super) exchange_timeout_secs: Option<u64>,
     pub(super) poll_secs: Option<u64>,
     pub(super) max_request_age_secs: Option<u64>,
+    pub(super) persist_attempts: Option<u32>,
 }
 
 /// Generates `[faults]`: one `u8` budget per fault kind, and the label a

@@ -354,6 +354,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         exchange_timeout: secs(t.exchange_timeout_secs, defaults.exchange_timeout),
         poll: secs(t.poll_secs, defaults.poll),
         max_request_age: t.max_request_age_secs.map(Duration::from_secs),
+        persist_attempts: t.persist_attempts.unwrap_or(defaults.persist_attempts),
     };
     let second_presentation = match w.second_presentation {
         None => second_presentation_of(provider),
