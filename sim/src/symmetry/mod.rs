@@ -30,15 +30,15 @@
 //! Each part of the world (a replica with its callers, a message, the
 //! rest) is hashed once per world, anonymised: owner ids become "itself"
 //! or "another", and the others named are noted in order ([`rename`]).
-//! The part's hash and that list say all its bytes said. A machine's own
-//! anonymous hash is kept with the machine
-//! ([`Printed`]), and so are the store's and the provider's, until they
-//! change: they are shared between worlds until a step changes them, so a
-//! successor world hashes afresh only what its step touched. Keys are built from the parts' hashes, and
-//! each placement only maps the lists and hashes the parts' hashes in the
-//! new order, so trying several placements costs little more than one.
-//! The provider, the clock, the fault budget and the outside writers'
-//! state name no replica.
+//! The part's hash and that list say all its bytes said. Machines, the
+//! store, the provider and each message keep their own anonymous hash
+//! ([`Printed`]) until they change: they are shared between worlds until
+//! a step changes them, so a successor world hashes afresh only what its
+//! step touched. Keys are built from the parts' hashes, and each placement
+//! only maps the lists and hashes the parts' hashes in the new order, so
+//! trying several placements costs little more than one. The provider,
+//! the clock, the fault budget and the outside writers' state name no
+//! replica.
 //!
 //! Only the fingerprint is canonical: the explorer keeps, checks and
 //! expands the worlds as they were reached, so a counterexample is a run of
@@ -115,6 +115,15 @@ pub struct Canon {
 struct Part {
     print: u128,
     others: Vec<u8>,
+}
+
+impl From<&AnonymousPrint> for Part {
+    fn from(print: &AnonymousPrint) -> Part {
+        Part {
+            print: print.print,
+            others: print.others.clone(),
+        }
+    }
 }
 
 impl Part {
@@ -298,11 +307,7 @@ impl Parts {
                 let print = m.print(Some(r), |m| {
                     AnonymousPrint::of(Some(r), &with_replica(m, 0))
                 });
-                let part = Part {
-                    print: print.print,
-                    others: print.others.clone(),
-                };
-                (r, part)
+                (r, Part::from(&*print))
             })
             .collect();
         let store = match flaw {
