@@ -71,6 +71,7 @@ fn row(now: Timestamp) -> StoredLink {
         access: Some(AccessGrant {
             token: AccessToken::new("gho_bench_access_token"),
             expires_at: now + TOKEN_LIFE,
+            lifetime: None,
         }),
         refresh_token: Some(RefreshToken::new("ghr_bench_refresh_token")),
         failure: None,

@@ -53,6 +53,7 @@ fn code_exchange_result() -> Option<TokenSet> {
         access: AccessGrant {
             token: AccessToken::new(access),
             expires_at: wall_clock() + expires_in,
+            lifetime: None,
         },
         refresh_token: optional_env("REFRESH_TOKEN").map(RefreshToken::new),
     })

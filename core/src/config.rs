@@ -56,15 +56,17 @@ pub enum ServerErrorAfterSend {
 /// How much of its life a short-lived access token is served for, as
 /// (numerator, denominator): one half.
 ///
-/// A token lives "short" when the provider issues it with a lifetime not
-/// longer than [`Config::expiry_margin`]. Under the margin alone such a
-/// token would never be live — every request would refresh. Instead, once
-/// the machine has seen a provider issue one (it learns the lifetime at the
-/// exchange, per provider name), tokens of that provider are served until
-/// half their lifetime is left, stored tokens included; the tokio
-/// `Refresher` logs one `tracing` warning per link when it happens. Lower
-/// the margin below the lifetime to serve them longer, and keep it above
-/// the clock skew between replicas.
+/// A token lives "short" when it is issued with a lifetime not longer than
+/// [`Config::expiry_margin`]. Under the margin alone such a token would
+/// never be live — every request would refresh. Instead it is served until
+/// half its lifetime is left. The lifetime is the one stored with the token
+/// ([`AccessGrant::lifetime`](crate::AccessGrant::lifetime), measured by the
+/// machine that refreshed it), so every replica serves a token until the
+/// same instant; one replica serving it longer than another would hand out
+/// a token the other's refresh has already retired. The tokio `Refresher`
+/// logs one `tracing` warning per link when it happens. Lower the margin
+/// below the lifetime to serve them longer, and keep it above the clock
+/// skew between replicas.
 pub const SHORT_LIVED_SERVED_FRACTION: (u32, u32) = (1, 2);
 
 /// A validated configuration. See [`Config::builder`].
@@ -155,13 +157,12 @@ impl Config {
         self.max_held_links
     }
 
-    /// The margin for a token of a provider whose access tokens live
-    /// `lifetime` when issued, if the machine has seen it issue one that
-    /// lives no longer than the configured margin: then the token is served
-    /// for the first [`SHORT_LIVED_SERVED_FRACTION`] of its life instead of
-    /// never. Otherwise the configured margin.
-    pub(crate) fn margin_for(&self, short_lifetime: Option<Duration>) -> Duration {
-        match short_lifetime {
+    /// The margin for a token that lived `lifetime` when issued, where
+    /// that is known: if it is no longer than the configured margin, the
+    /// token is served for the first [`SHORT_LIVED_SERVED_FRACTION`] of its
+    /// life instead of never. Otherwise the configured margin.
+    pub(crate) fn margin_for(&self, lifetime: Option<Duration>) -> Duration {
+        match lifetime {
             Some(lifetime) if lifetime <= self.expiry_margin => {
                 let (served, of) = SHORT_LIVED_SERVED_FRACTION;
                 lifetime - lifetime * served / of

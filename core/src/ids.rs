@@ -24,11 +24,6 @@ impl LinkId {
         &self.provider
     }
 
-    /// The provider's name, shared.
-    pub(crate) fn provider_name(&self) -> &Arc<str> {
-        &self.provider
-    }
-
     /// The user's id within the application.
     pub fn user(&self) -> &str {
         &self.user

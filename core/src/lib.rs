@@ -62,6 +62,7 @@
 //!     access: Some(AccessGrant {
 //!         token: AccessToken::new("A0"),
 //!         expires_at: Timestamp::from_millis(1_000),
+//!         lifetime: None,
 //!     }),
 //!     refresh_token: Some(RefreshToken::new("R0")),
 //!     failure: None,
@@ -88,6 +89,7 @@
 //!                     access: AccessGrant {
 //!                         token: AccessToken::new("A1"),
 //!                         expires_at: now + Duration::from_secs(8 * 3600),
+//!                         lifetime: Some(Duration::from_secs(8 * 3600)),
 //!                     },
 //!                     refresh_token: Some(RefreshToken::new("R1")),
 //!                 };

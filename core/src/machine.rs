@@ -5,8 +5,6 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{InputError, RefreshError};
@@ -37,10 +35,6 @@ pub struct Machine {
     free_ids: SmallSet<EffectId>,
     end_id: u64,
     outbox: VecDeque<Effect>,
-    /// Providers seen issuing access tokens that live no longer than the
-    /// expiry margin, with the last such lifetime: their tokens are served
-    /// for a fraction of their life (see [`Config::margin_for`]).
-    short_lifetimes: SmallMap<Arc<str>, Duration>,
 }
 
 /// Equal machines behave alike; the indexes (in `Links` and the free
@@ -52,7 +46,6 @@ impl PartialEq for Machine {
             && self.callers == other.callers
             && self.awaiting == other.awaiting
             && self.outbox == other.outbox
-            && self.short_lifetimes == other.short_lifetimes
     }
 }
 
@@ -65,7 +58,6 @@ impl Hash for Machine {
         self.callers.hash(state);
         self.awaiting.hash(state);
         self.outbox.hash(state);
-        self.short_lifetimes.hash(state);
     }
 }
 
@@ -80,7 +72,6 @@ impl Machine {
             free_ids: SmallSet::new(),
             end_id: 0,
             outbox: VecDeque::new(),
-            short_lifetimes: SmallMap::new(),
         }
     }
 
@@ -149,36 +140,11 @@ impl Machine {
         (now < state.held_until).then_some((grant, state.held_until))
     }
 
-    /// The margin that applies to `link`'s access tokens: the configured
-    /// one, or a fraction of the lifetime its provider was seen issuing if
-    /// that is not longer (see [`crate::SHORT_LIVED_SERVED_FRACTION`]).
-    pub(crate) fn margin(&self, link: &LinkId) -> Duration {
-        let short = self.short_lifetimes.get(&**link.provider_name()).copied();
-        self.config.margin_for(short)
-    }
-
-    /// Until when (exclusive) a token of `link` expiring at `expires_at` is
-    /// served.
-    pub(crate) fn serve_until(&self, link: &LinkId, expires_at: Timestamp) -> Timestamp {
-        expires_at - self.margin(link)
-    }
-
-    /// Notes the lifetime of an access token issued for `link` in answer
-    /// to a request sent at `asked_at` (an upper bound on its lifetime).
-    pub(crate) fn learn_lifetime(
-        &mut self,
-        link: &LinkId,
-        asked_at: Timestamp,
-        expires_at: Timestamp,
-    ) {
-        let lifetime = expires_at.saturating_since(asked_at);
-        if lifetime <= self.config.expiry_margin {
-            self.short_lifetimes
-                .insert(Arc::clone(link.provider_name()), lifetime);
-        } else {
-            // Longer than the margin (again): the configured margin applies.
-            self.short_lifetimes.remove(&**link.provider_name());
-        }
+    /// Until when (exclusive) `grant` is served: its expiry less the margin
+    /// for its stored lifetime ([`Config::margin_for`]), the same instant
+    /// on every replica.
+    pub(crate) fn serve_until(&self, grant: &AccessGrant) -> Timestamp {
+        grant.expires_at - self.config.margin_for(grant.lifetime)
     }
 
     /// Tells the machine that the driver replaced `link`'s row with a fresh
@@ -422,7 +388,7 @@ impl Machine {
             (Step::Persisting { persist, .. }, input) => match cas_outcome(input) {
                 Ok(Won(_)) => self.persisted(link, persist.issued.access),
                 Ok(Lost(row)) => self.persist_lost(link, now, row),
-                Err(reason) => self.persist_failed(link, now, persist, reason),
+                Err(reason) => self.persist_failed(now, persist, reason),
             },
             (Step::Validating { grant, .. }, Input::ValidationFinished { outcome, .. }) => {
                 match outcome {
@@ -432,9 +398,7 @@ impl Machine {
                     // A token that expired while its validation was on the
                     // way (a paused process) is refused for its age, which
                     // says nothing about the refresh: start over.
-                    ValidationOutcome::Invalid { .. }
-                        if now >= self.serve_until(link, grant.expires_at) =>
-                    {
+                    ValidationOutcome::Invalid { .. } if now >= self.serve_until(&grant) => {
                         let id = self.read(link);
                         Next::Continue(Step::Reading {
                             id,
@@ -489,11 +453,8 @@ impl Machine {
         waiters: &[CallerId],
         next: Next,
     ) -> Next {
-        let stale = |m: &Machine, answer: &Answer| {
-            answer
-                .as_ref()
-                .is_ok_and(|g| now >= m.serve_until(link, g.expires_at))
-        };
+        let stale =
+            |m: &Machine, answer: &Answer| answer.as_ref().is_ok_and(|g| now >= m.serve_until(g));
         match next {
             Next::Finish(answer) if !waiters.is_empty() && stale(self, &answer) => {
                 let id = self.read(link);
@@ -508,9 +469,9 @@ impl Machine {
     }
 
     fn finish(&mut self, link: &LinkId, waiters: Vec<CallerId>, result: Answer) {
-        let until = result.as_ref().map_or(Timestamp::default(), |g| {
-            self.serve_until(link, g.expires_at)
-        });
+        let until = result
+            .as_ref()
+            .map_or(Timestamp::default(), |g| self.serve_until(g));
         let state = self.links.entry(link.clone()).or_default();
         state.flight = None;
         if std::mem::take(&mut state.replaced) {

@@ -10,6 +10,7 @@ use crate::ids::OwnerId;
 use crate::io::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::time::Timestamp;
+use std::time::Duration;
 
 /// An access token with the instant it stops working.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +19,36 @@ pub struct AccessGrant {
     pub token: AccessToken,
     /// When the provider stops accepting it.
     pub expires_at: Timestamp,
+    /// How long the token lives from when it was asked for, where the
+    /// writer knew: a provider adapter sets the provider's `expires_in`,
+    /// and baton's machine replaces it, before storing a refreshed token,
+    /// with what it measured (its expiry less the instant the request was
+    /// first sent — an upper bound). It decides until when the token is
+    /// served: a token that lives no longer than the expiry margin is
+    /// served for a fraction of its life instead of never (see
+    /// [`SHORT_LIVED_SERVED_FRACTION`](crate::SHORT_LIVED_SERVED_FRACTION)). Stored with the token, so every replica
+    /// serves it until the same instant. `None` (rows written before baton
+    /// stored it, an enrolment that did not say): the configured margin.
+    pub lifetime: Option<Duration>,
+}
+
+impl AccessGrant {
+    /// A grant whose lifetime nobody stated (see [`AccessGrant::lifetime`]).
+    pub fn new(token: AccessToken, expires_at: Timestamp) -> AccessGrant {
+        AccessGrant {
+            token,
+            expires_at,
+            lifetime: None,
+        }
+    }
+
+    /// This grant, stating that it lived `lifetime` when issued.
+    pub fn with_lifetime(self, lifetime: Duration) -> AccessGrant {
+        AccessGrant {
+            lifetime: Some(lifetime),
+            ..self
+        }
+    }
 }
 
 /// Why the stored refresh token is not to be presented again.

@@ -26,10 +26,13 @@ fn r(token: &str) -> RefreshToken {
     RefreshToken::new(token)
 }
 
+/// A token expiring at `expires_at`, with the lifetime the machine measures
+/// for it when asked for at `NOW` (as most scripts do).
 fn grant(token: &str, expires_at: Timestamp) -> AccessGrant {
     AccessGrant {
         token: AccessToken::new(token),
         expires_at,
+        lifetime: Some(expires_at.saturating_since(NOW)),
     }
 }
 

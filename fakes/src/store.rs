@@ -170,6 +170,7 @@ mod tests {
             access: Some(AccessGrant {
                 token: AccessToken::new(format!("access-for-{refresh}")),
                 expires_at: Timestamp::from_millis(1_000),
+                lifetime: None,
             }),
             refresh_token: Some(RefreshToken::new(refresh)),
             failure: None,

@@ -140,6 +140,7 @@ fn set_rows(world: &World, kind: Kind) {
             row.access = Some(AccessGrant {
                 token: grant.token.clone(),
                 expires_at,
+                lifetime: None,
             });
             store.insert(link, row);
         }

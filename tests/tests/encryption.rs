@@ -36,6 +36,7 @@ fn pair(access: &str, refresh: &str) -> TokenSet {
         access: AccessGrant {
             token: AccessToken::new(access),
             expires_at: Timestamp::from_millis(1_000),
+            lifetime: None,
         },
         refresh_token: Some(RefreshToken::new(refresh)),
     }

@@ -81,6 +81,7 @@ impl World {
             access: Some(AccessGrant {
                 token: issued.access.token,
                 expires_at: (self.clock)() + HOUR,
+                lifetime: None,
             }),
             refresh_token: issued.refresh_token,
             ..StoredLink::default()

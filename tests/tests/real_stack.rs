@@ -44,6 +44,7 @@ async fn stack(model: ProviderModel, prefix: &str) -> Option<Stack> {
         access: Some(AccessGrant {
             token: issued.access.token,
             expires_at: wall_clock() - Duration::from_secs(60),
+            lifetime: None,
         }),
         refresh_token: issued.refresh_token,
         ..StoredLink::default()

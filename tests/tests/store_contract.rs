@@ -193,7 +193,14 @@ fn grant(token: &str, at: u64) -> AccessGrant {
     AccessGrant {
         token: AccessToken::new(token),
         expires_at: Timestamp::from_millis(at),
+        lifetime: None,
     }
+}
+
+/// A grant as baton's machine stores it after a refresh: with the lifetime
+/// it measured (every store keeps it, NULL or not).
+fn issued(token: &str, at: u64) -> AccessGrant {
+    grant(token, at).with_lifetime(std::time::Duration::from_millis(1_500))
 }
 
 fn lease(owner: &str, presenting: &str, at: u64) -> Lease {
@@ -238,7 +245,7 @@ fn rotate(from: &str, to: &str) -> Write {
         WriteIntent::StoreTokens,
         Guard::refresh_token(Some(rt(from))),
         Update {
-            access: Change::Set(Some(grant(&format!("access-for-{to}"), 2_000))),
+            access: Change::Set(Some(issued(&format!("access-for-{to}"), 2_000))),
             refresh_token: Change::Set(Some(rt(to))),
             failure: Change::Set(None),
             lease: Change::Set(None),
@@ -332,7 +339,7 @@ fn assert_lost(outcome: CasOutcome, expected: &Option<StoredLink>) {
 async fn enrolment_creates_or_replaces_the_whole_row<S: Harness>(store: &S) {
     let link = github();
     let pair = TokenSet {
-        access: grant("A-new", 5_000),
+        access: issued("A-new", 5_000),
         refresh_token: Some(rt("R-new")),
     };
     store.enroll(&link, &pair).await.expect("enrolling");
@@ -370,7 +377,7 @@ async fn rotating_the_refresh_token_wins_and_returns_the_new_row<S: Harness>(sto
     assert_eq!(read(store, &link).await, Some(row("R0")));
 
     let expected = StoredLink {
-        access: Some(grant("access-for-R1", 2_000)),
+        access: Some(issued("access-for-R1", 2_000)),
         refresh_token: Some(rt("R1")),
         failure: None,
         lease: None,
@@ -380,7 +387,7 @@ async fn rotating_the_refresh_token_wins_and_returns_the_new_row<S: Harness>(sto
 
     // And on again from the new token.
     let next = StoredLink {
-        access: Some(grant("access-for-R2", 2_000)),
+        access: Some(issued("access-for-R2", 2_000)),
         refresh_token: Some(rt("R2")),
         ..expected
     };
@@ -719,7 +726,7 @@ async fn rows_are_isolated_per_link<S: Harness>(store: &S) {
     store.seed(&hubot_github, &row("H0")).await;
 
     let rotated = StoredLink {
-        access: Some(grant("access-for-R1", 2_000)),
+        access: Some(issued("access-for-R1", 2_000)),
         refresh_token: Some(rt("R1")),
         ..StoredLink::default()
     };
@@ -1312,6 +1319,7 @@ mod postgres_only {
             "baton_links_failure_reason_matches_kind",
             "baton_links_lease_complete",
             "baton_links_expiries_not_negative",
+            "baton_links_access_lifetime_with_token",
         ] {
             sqlx::query(&format!(
                 "ALTER TABLE baton_links DROP CONSTRAINT {constraint}"
@@ -1338,6 +1346,13 @@ mod postgres_only {
                 "access_token = 'gho_SECRET_access', access_expires_at_ms = -1",
                 "access_expires_at_ms",
             ),
+            ("lifetime", "access_lifetime_ms = 5", "access_lifetime_ms"),
+            (
+                "short",
+                "access_token = 'gho_SECRET_access', access_expires_at_ms = 5, \
+                 access_lifetime_ms = -1",
+                "access_lifetime_ms",
+            ),
             (
                 "lease",
                 "lease_owner = 'a', lease_expires_at_ms = 5",
@@ -1359,7 +1374,7 @@ mod postgres_only {
             store.seed(&link, &secret_row()).await;
             sqlx::query(
                 "UPDATE baton_links SET access_token = NULL, access_expires_at_ms = NULL, \
-                 failure_kind = NULL, failure_reason = NULL, lease_owner = NULL, \
+                 access_lifetime_ms = NULL, failure_kind = NULL, failure_reason = NULL, lease_owner = NULL, \
                  lease_presenting = NULL, lease_expires_at_ms = NULL WHERE user_id = $1",
             )
             .bind(user)

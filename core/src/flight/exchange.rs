@@ -35,13 +35,17 @@ impl Machine {
             attempts: 0,
         };
         match outcome {
-            ExchangeOutcome::Issued(issued) => {
+            ExchangeOutcome::Issued(mut issued) => {
                 // Measured from when we asked, not from when the reply came:
                 // a reply delayed by a stall would make a long-lived token
-                // look short-lived, and this replica would serve it closer
-                // to its expiry than the others — past the moment another
-                // replica's refresh kills it (relink_keeps_lease.toml).
-                self.learn_lifetime(link, exchange.first_sent_at, issued.access.expires_at);
+                // look short-lived (relink_keeps_lease.toml). Stored with
+                // the token, so every replica serves it until the same
+                // instant (short_lived_tokens_across_replicas.toml).
+                let lifetime = issued
+                    .access
+                    .expires_at
+                    .saturating_since(exchange.first_sent_at);
+                issued.access.lifetime = Some(lifetime);
                 self.persist(
                     link,
                     Persist {

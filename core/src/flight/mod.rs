@@ -287,10 +287,7 @@ impl Machine {
         }
         // Something other than a fresh exchange decides the answer: give a
         // lease we took back unused, then answer.
-        let decided = if let Some(grant) = row
-            .access
-            .as_ref()
-            .filter(|g| now < self.serve_until(link, g.expires_at))
+        let decided = if let Some(grant) = row.access.as_ref().filter(|g| now < self.serve_until(g))
         {
             Some(Ok(grant.clone()))
         } else if row.refresh_token.is_none() {

@@ -63,7 +63,6 @@ impl Machine {
 
     pub(crate) fn persist_failed(
         &mut self,
-        link: &LinkId,
         now: Timestamp,
         persist: Persist,
         reason: String,
@@ -84,7 +83,7 @@ impl Machine {
         // new refresh token — the one it presented is consumed — so it
         // keeps trying to store them until the store answers: quickly while
         // our lease keeps others waiting, slowly after.
-        let answer = if now < self.serve_until(link, retry.issued.access.expires_at) {
+        let answer = if now < self.serve_until(&retry.issued.access) {
             Ok(retry.issued.access.clone())
         } else {
             store_unavailable(reason)

@@ -73,6 +73,7 @@ pub(super) fn issued(
         access: AccessGrant {
             token: AccessToken::new(access.as_str()),
             expires_at: now + expires_in,
+            lifetime: Some(expires_in),
         },
         refresh_token: tokens
             .refresh_token()

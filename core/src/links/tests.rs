@@ -29,6 +29,7 @@ fn grant(token: &str, expires_at: Timestamp) -> AccessGrant {
     AccessGrant {
         token: AccessToken::new(token),
         expires_at,
+        lifetime: None,
     }
 }
 

@@ -3,6 +3,8 @@
 //! constraints were dropped) with a failure naming the column, never its
 //! value.
 
+use std::time::Duration;
+
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
@@ -112,6 +114,16 @@ pub(super) fn decode(
         (Some(token), Some(expiry)) => Some(AccessGrant {
             token: AccessToken::new(token),
             expires_at: timestamp(expiry, "access_expires_at_ms")?,
+            lifetime: column::<Option<i64>>(row, "access_lifetime_ms")?
+                .map(|millis| {
+                    u64::try_from(millis)
+                        .map(Duration::from_millis)
+                        .map_err(|_| Undecodable::Inconsistent {
+                            column: "access_lifetime_ms",
+                            problem: "is negative",
+                        })
+                })
+                .transpose()?,
         }),
         (Some(_), None) => {
             return Err(Undecodable::Inconsistent {
@@ -126,6 +138,12 @@ pub(super) fn decode(
             })
         }
     };
+    if access.is_none() && column::<Option<i64>>(row, "access_lifetime_ms")?.is_some() {
+        return Err(Undecodable::Inconsistent {
+            column: "access_lifetime_ms",
+            problem: "is set while access_token is null",
+        });
+    }
     let refresh_token = token(row, "refresh_token", at_rest, link)?.map(RefreshToken::new);
     let failure = match (
         column::<Option<String>>(row, "failure_kind")?.as_deref(),

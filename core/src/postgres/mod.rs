@@ -17,6 +17,7 @@
 //!     user_id               TEXT        NOT NULL,
 //!     access_token          TEXT        NULL,   -- with access_expires_at_ms, or neither
 //!     access_expires_at_ms  BIGINT      NULL,   -- milliseconds since the Unix epoch
+//!     access_lifetime_ms    BIGINT      NULL,   -- the token's lifetime, where known
 //!     refresh_token         TEXT        NULL,
 //!     failure_kind          TEXT        NULL,   -- 'rejected' | 'outcome_unknown'
 //!     failure_reason        TEXT        NULL,   -- set exactly when failure_kind = 'rejected'
@@ -93,6 +94,7 @@
 //!     access: AccessGrant {
 //!         token: AccessToken::new("ghu_from_the_code_exchange"),
 //!         expires_at: wall_clock() + Duration::from_secs(8 * 3600),
+//!         lifetime: Some(Duration::from_secs(8 * 3600)), // the reply's expires_in
 //!     },
 //!     refresh_token: Some(RefreshToken::new("ghr_from_the_code_exchange")),
 //! };
@@ -307,9 +309,10 @@ impl PgStore {
     pub async fn insert(&self, link: &LinkId, row: &StoredLink) -> Result<(), StoreFailure> {
         let doing = Doing::Inserting;
         let sealer = self.sealer(link);
-        let (access_token, access_expires_at_ms) = sealer
-            .access(&row.access)
-            .map_err(|e| e.failure(link, doing))?;
+        let (access_token, access_expires_at_ms, access_lifetime_ms) =
+            sealer
+                .access(&row.access)
+                .map_err(|e| e.failure(link, doing))?;
         let refresh_token = sealer.refresh_token(&row.refresh_token);
         let (failure_kind, failure_reason, failure_lease_owner, failure_lease_expires_at_ms) =
             encode_failure(&row.failure).map_err(|e| e.failure(link, doing))?;
@@ -329,6 +332,7 @@ impl PgStore {
             .bind(lease_expires_at_ms)
             .bind(failure_lease_owner)
             .bind(failure_lease_expires_at_ms)
+            .bind(access_lifetime_ms)
             .bind(refresh_token.hash)
             .bind(lease_presenting.hash)
             .execute(&self.pool)
@@ -396,8 +400,8 @@ impl PgStore {
             .bind(link.provider())
             .bind(link.user())
             .bind(access.is_some())
-            .bind(access.and_then(|(token, _)| token.stored.as_deref()))
-            .bind(access.and_then(|(_, expiry)| *expiry))
+            .bind(access.and_then(|(token, ..)| token.stored.as_deref()))
+            .bind(access.and_then(|(_, expiry, _)| *expiry))
             .bind(refresh_token.is_some())
             .bind(refresh_token.and_then(|token| token.stored.as_deref()))
             .bind(update.failure.is_some())
@@ -426,6 +430,7 @@ impl PgStore {
         .bind(update.failure.and_then(|(.., expiry)| expiry))
         .bind(guard.failure.and_then(|(.., owner, _)| owner))
         .bind(guard.failure.and_then(|(.., expiry)| expiry))
+        .bind(access.and_then(|(.., lifetime)| *lifetime))
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| failure(link, Doing::Writing, &error))?;

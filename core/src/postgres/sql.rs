@@ -16,7 +16,7 @@ macro_rules! columns {
     () => {
         "access_token, access_expires_at_ms, refresh_token, failure_kind, failure_reason, \
          lease_owner, lease_presenting, lease_expires_at_ms, \
-         failure_lease_owner, failure_lease_expires_at_ms"
+         failure_lease_owner, failure_lease_expires_at_ms, access_lifetime_ms"
     };
 }
 
@@ -37,6 +37,7 @@ macro_rules! cas_sql {
             "UPDATE baton_links SET \
                 access_token = CASE WHEN $3::bool THEN $4::text ELSE access_token END, \
                 access_expires_at_ms = CASE WHEN $3::bool THEN $5::bigint ELSE access_expires_at_ms END, \
+                access_lifetime_ms = CASE WHEN $3::bool THEN $30::bigint ELSE access_lifetime_ms END, \
                 refresh_token = CASE WHEN $6::bool THEN $7::text ELSE refresh_token END, \
                 refresh_token_hash = CASE WHEN $6::bool THEN $24::bytea ELSE refresh_token_hash END, \
                 failure_kind = CASE WHEN $8::bool THEN $9::text ELSE failure_kind END, \
@@ -87,10 +88,11 @@ pub(super) const INSERT_SQL: &str = concat!(
     "INSERT INTO baton_links (provider, user_id, ",
     columns!(),
     ", refresh_token_hash, lease_presenting_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT (provider, user_id) DO UPDATE SET \
         access_token = EXCLUDED.access_token, \
         access_expires_at_ms = EXCLUDED.access_expires_at_ms, \
+        access_lifetime_ms = EXCLUDED.access_lifetime_ms, \
         refresh_token = EXCLUDED.refresh_token, \
         refresh_token_hash = EXCLUDED.refresh_token_hash, \
         failure_kind = EXCLUDED.failure_kind, \
@@ -128,7 +130,7 @@ impl Unstorable {
     pub(super) fn failure(self, link: &LinkId, doing: Doing) -> StoreFailure {
         StoreFailure {
             reason: format!(
-                "postgres: a timestamp for column {} is beyond the BIGINT range of \
+                "postgres: a time for column {} is beyond the BIGINT range of \
                  milliseconds, so {} baton_links for {link} was refused (nothing was written)",
                 self.column,
                 doing.verb(),
@@ -207,10 +209,18 @@ impl Sealer<'_> {
 
     pub(super) fn access(&self, access: &Option<AccessGrant>) -> Result<AccessColumns, Unstorable> {
         Ok(match access {
-            None => (TokenColumns::default(), None),
+            None => (TokenColumns::default(), None, None),
             Some(grant) => (
                 self.token("access_token", Some(grant.token.expose_secret()), false),
                 Some(millis(grant.expires_at, "access_expires_at_ms")?),
+                grant
+                    .lifetime
+                    .map(|lifetime| {
+                        i64::try_from(lifetime.as_millis()).map_err(|_| Unstorable {
+                            column: "access_lifetime_ms",
+                        })
+                    })
+                    .transpose()?,
             ),
         })
     }
@@ -256,8 +266,8 @@ impl Sealer<'_> {
     }
 }
 
-/// The access grant's columns.
-pub(super) type AccessColumns = (TokenColumns, Option<i64>);
+/// The access grant's columns: the token, its expiry and its lifetime.
+pub(super) type AccessColumns = (TokenColumns, Option<i64>, Option<i64>);
 /// The cached failure's columns: kind, reason, and the owner and expiry of
 /// the lease an unknown outcome was judged under.
 pub(super) type FailureColumns<'a> = (

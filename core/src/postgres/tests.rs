@@ -55,6 +55,7 @@ fn unstorable_timestamps_are_refused_by_column() {
     let grant = Some(AccessGrant {
         token: AccessToken::new("secret-A0"),
         expires_at: Timestamp::from_millis(u64::MAX),
+        lifetime: None,
     });
     let link = LinkId::new("github", "octocat");
     let sealer = Sealer {

@@ -91,6 +91,7 @@ impl HotCache {
         let grant = AccessGrant {
             token: AccessToken::new(grant.token.expose_secret()),
             expires_at: grant.expires_at,
+            lifetime: grant.lifetime,
         };
         links.insert(
             link.clone(),

@@ -3,10 +3,11 @@
 
 use super::*;
 
-/// A token issued at `at` that lives `secs` seconds.
+/// A token issued at `at` that lives `secs` seconds, and says so.
 fn issued_for(access: &str, refresh: &str, at: Timestamp, secs: u64) -> TokenSet {
+    let lifetime = Duration::from_secs(secs);
     TokenSet {
-        access: grant(access, at + Duration::from_secs(secs)),
+        access: grant(access, at + lifetime).with_lifetime(lifetime),
         refresh_token: Some(r(refresh)),
     }
 }
@@ -37,6 +38,40 @@ fn a_token_shorter_than_the_margin_is_served_for_half_its_life() {
     assert_eq!(
         s.read(0, Some(StoredLink::enrolled(other.clone()))),
         vec![answer(3, Ok(other.access))]
+    );
+}
+
+/// What decides is the lifetime stored with the token, not what this
+/// machine has seen: a replica that never refreshed serves another's
+/// short-lived token until the same instant as the one that stored it
+/// (short_lived_tokens_across_replicas.toml).
+#[test]
+fn a_stored_lifetime_is_served_by_a_replica_that_never_refreshed() {
+    let stored_at = NOW - Duration::from_secs(1);
+    let other = issued_for("A1", "R1", stored_at, 8);
+    let mut s = Script::new(config());
+    assert_eq!(s.request(1), vec![read_effect(0)]);
+    assert_eq!(
+        s.read(0, Some(StoredLink::enrolled(other.clone()))),
+        vec![answer(1, Ok(other.access.clone()))]
+    );
+    // Until 4 s of its 8 are left, as on the replica that stored it.
+    s.now = stored_at + Duration::from_millis(3_999);
+    assert_eq!(s.request(2), vec![answer(2, Ok(other.access.clone()))]);
+    s.now = stored_at + Duration::from_secs(4);
+    assert_eq!(s.request(3), vec![read_effect(0)]);
+
+    // Without a stored lifetime (a row from before baton stored it), the
+    // configured margin applies: the same token is never served.
+    let unstated = TokenSet {
+        access: AccessGrant::new(AccessToken::new("A1"), stored_at + Duration::from_secs(8)),
+        ..other
+    };
+    let mut s = Script::new(config());
+    s.request(1);
+    assert_eq!(
+        s.read(0, Some(StoredLink::enrolled(unstated))),
+        vec![take_lease(0, "R1", None, s.now)]
     );
 }
 

@@ -373,6 +373,7 @@ mod tests {
         AccessGrant {
             token: AccessToken::new(token),
             expires_at,
+            lifetime: None,
         }
     }
 

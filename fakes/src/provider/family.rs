@@ -93,6 +93,7 @@ impl Family {
             access: AccessGrant {
                 token: self.access_token(n),
                 expires_at,
+                lifetime: Some(lifetime),
             },
             refresh_token,
         };
@@ -241,6 +242,7 @@ pub(super) fn apply(
                 access: AccessGrant {
                     token: family.access_token(pair),
                     expires_at: first_use + lifetime,
+                    lifetime: Some(lifetime),
                 },
                 refresh_token: Some(family.refresh_token(pair)),
             })

@@ -35,6 +35,7 @@ fn issued(access: &str, expires_at: Timestamp, refresh: Option<&str>) -> Exchang
         access: AccessGrant {
             token: a(access),
             expires_at,
+            lifetime: Some(HOUR),
         },
         refresh_token: refresh.map(r),
     })
@@ -448,7 +449,8 @@ fn a_lost_reply_rotates_and_a_retry_is_an_unsafe_reuse() {
         &PresentationResult::Issued(TokenSet {
             access: AccessGrant {
                 token: a("A1"),
-                expires_at: at(3_601_000)
+                expires_at: at(3_601_000),
+                lifetime: Some(HOUR),
             },
             refresh_token: Some(r("R1")),
         })

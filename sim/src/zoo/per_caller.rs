@@ -428,6 +428,7 @@ mod tests {
             access: Some(AccessGrant {
                 token: AccessToken::new("A0"),
                 expires_at: NOW,
+                lifetime: None,
             }),
             refresh_token: Some(RefreshToken::new("R0")),
             failure: None,
@@ -535,6 +536,7 @@ mod tests {
             access: AccessGrant {
                 token: AccessToken::new("A1"),
                 expires_at: NOW + Duration::from_secs(3600),
+                lifetime: None,
             },
             refresh_token: Some(RefreshToken::new("R1")),
         };
