@@ -25,6 +25,7 @@ use rayon::prelude::*;
 
 use crate::fingerprint::Visited;
 use crate::invariants::{Invariant, Moment};
+use crate::livelock::{self, Graph};
 use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
@@ -209,6 +210,9 @@ type Successor = (Action, World, u128, Option<(Invariant, String)>);
 /// fingerprint.
 struct Expansion {
     successors: Vec<Successor>,
+    /// Every successor's fingerprint, seen before or not, when the search
+    /// keeps its graph for `no_livelock`.
+    edges: Vec<u128>,
     /// Steps taken, including those to states seen before the round.
     transitions: u64,
     /// Whether one commuting step stood for all of them.
@@ -247,6 +251,7 @@ fn expand(
     options: &Options,
     canon: &Canon,
     visited: &Visited,
+    keep_edges: bool,
 ) -> Expansion {
     let judge = |next: &World| check(next, spec, &options.invariants);
     let mut reached = options.record_reached.then(Reached::default);
@@ -264,6 +269,7 @@ fn expand(
                         let broken = judge(&next);
                         vec![(action, next, print, broken)]
                     },
+                    edges: if keep_edges { vec![print] } else { Vec::new() },
                     transitions: 1,
                     reduced: true,
                     reached,
@@ -273,6 +279,7 @@ fn expand(
     }
     let actions = world.actions(spec);
     let transitions = actions.len() as u64;
+    let mut edges = Vec::new();
     // Successors seen before are dropped here, on this core: freeing a
     // world costs about as much as building one.
     let successors = actions
@@ -280,6 +287,9 @@ fn expand(
         .filter_map(|action| {
             let next = successor(world, spec, action, &mut reached);
             let print = canon.fingerprint(&next);
+            if keep_edges {
+                edges.push(print);
+            }
             if visited.contains(&print) {
                 return None;
             }
@@ -289,6 +299,7 @@ fn expand(
         .collect();
     Expansion {
         successors,
+        edges,
         transitions,
         reduced: false,
         reached,
@@ -344,7 +355,15 @@ pub fn explore(
     // Reserved small: the table doubles as it fills, and a large reserve
     // would be most of a small world's memory.
     visited.reserve(options.max_states.min(1 << 16));
-    visited.insert(canon.fingerprint(&initial));
+    let initial_print = canon.fingerprint(&initial);
+    visited.insert(initial_print);
+    // The graph `no_livelock` is judged on; a shard sees only part of it.
+    let mut graph = (options.invariants.contains(&Invariant::NoLivelock)
+        && options.shard.is_none())
+    .then(Graph::default);
+    if let Some(graph) = &mut graph {
+        graph.add_state(0, initial_print);
+    }
     let mut nodes = vec![Node {
         parent: 0,
         action: None,
@@ -383,8 +402,12 @@ pub fn explore(
             // Each world is dropped as soon as it is expanded: its children
             // then hold the only references to the parts they share with
             // it, and change them in place instead of copying them.
+            let keep_edges = graph.is_some();
             let expand_one = |(node, world): (u32, World)| {
-                (node, expand(&world, spec, options, &canon, &visited))
+                (
+                    node,
+                    expand(&world, spec, options, &canon, &visited, keep_edges),
+                )
             };
             #[cfg(feature = "parallel")]
             let expanded: Vec<(u32, Expansion)> = chunk.into_par_iter().map(expand_one).collect();
@@ -392,7 +415,11 @@ pub fn explore(
             let expanded: Vec<(u32, Expansion)> = chunk.into_iter().map(expand_one).collect();
             let mut budget_spent = false;
             let mut seen_in_round = Vec::new();
-            'chunk: for (node, expansion) in expanded {
+            let mut edges = Vec::new();
+            'chunk: for (node, mut expansion) in expanded {
+                if graph.is_some() {
+                    edges.push((node, std::mem::take(&mut expansion.edges)));
+                }
                 stats.reduced += usize::from(expansion.reduced);
                 stats.transitions += expansion.transitions;
                 if let (Some(all), Some(these)) = (&mut reached, &expansion.reached) {
@@ -404,6 +431,9 @@ pub fn explore(
                         continue;
                     }
                     let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
+                    if let Some(graph) = &mut graph {
+                        graph.add_state(index, print);
+                    }
                     nodes.push(Node {
                         parent: node,
                         action: Some(action),
@@ -448,6 +478,13 @@ pub fn explore(
                 stats.stored_bytes = stored_bytes(&visited, &nodes);
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
+            if let Some(graph) = &mut graph {
+                for (from, prints) in edges {
+                    for to in prints {
+                        graph.add_edge(from, to);
+                    }
+                }
+            }
             stats.elapsed = started.elapsed();
             progress(&stats);
         }
@@ -457,5 +494,25 @@ pub fn explore(
         depth += 1;
     }
     stats.stored_bytes = stored_bytes(&visited, &nodes);
+    if let Some(graph) = &graph {
+        stats.stored_bytes += graph.bytes();
+        if let Some(cycle) = graph.find_cycle() {
+            let mut actions = path(&nodes, cycle[0]);
+            actions.extend(livelock::steps_around(
+                spec, &canon, graph, &actions, &cycle,
+            ));
+            let reason = livelock::judge_run(spec, &actions)
+                .ok_or("a cycle of the explored graph did not replay as one")?;
+            return finish(
+                Verdict::Violated(Counterexample {
+                    invariant: Invariant::NoLivelock,
+                    reason,
+                    actions,
+                }),
+                stats,
+                reached,
+            );
+        }
+    }
     finish(Verdict::Holds, stats, reached)
 }

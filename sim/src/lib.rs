@@ -53,6 +53,7 @@ pub mod explore;
 pub mod fingerprint;
 pub mod found;
 pub mod invariants;
+pub mod livelock;
 pub mod merge;
 pub mod progress;
 #[cfg(feature = "proptest")]

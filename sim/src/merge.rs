@@ -105,7 +105,18 @@ fn merge_group(key: &str, parts: &[&Value]) -> Result<Value, String> {
         let invariant = v["found"]["invariant"].as_str().unwrap_or("");
         (v, v["coverage"].clone(), format!("violates {invariant}"))
     } else if all_hold {
-        let detail = format!("explorer, every reachable state over {count} shards ({states} states in all, overlap included)");
+        // No shard saw the whole graph, so none could tell a loop.
+        let unjudged = parts.iter().any(|p| {
+            p["coverage"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("no_livelock not judged"))
+        });
+        let livelock = if unjudged {
+            "; no_livelock not judged: each shard saw part of the graph"
+        } else {
+            ""
+        };
+        let detail = format!("explorer, every reachable state over {count} shards ({states} states in all, overlap included){livelock}");
         let verdict = if expected == "holds" {
             "holds (proof)".to_string()
         } else {

@@ -10,6 +10,7 @@ use crate::checkers::{Budgets, Checker};
 use crate::coverage::Coverage;
 use crate::explore::{explore, Counterexample, Options, Shard, Stats, Verdict};
 use crate::invariants::excuses::excused_by;
+use crate::invariants::Invariant;
 use crate::progress::Progress;
 use crate::reached::Reached;
 use crate::report::{mermaid, render_timeline, timeline};
@@ -303,8 +304,14 @@ fn explorer_coverage(verdict: &Verdict, options: &Options, states: usize) -> Cov
         ));
     }
     if let Some(shard) = options.shard.filter(|s| s.count > 1) {
+        // A shard sees part of the graph: it cannot tell a loop.
+        let livelock = if options.invariants.contains(&Invariant::NoLivelock) {
+            "; no_livelock not judged"
+        } else {
+            ""
+        };
         return Coverage::Bounded(format!(
-            "explorer shard {}/{} only ({states} states)",
+            "explorer shard {}/{} only ({states} states{livelock})",
             shard.index + 1,
             shard.count
         ));
@@ -423,7 +430,11 @@ pub fn replay(path: &Path) -> Result<(String, bool), String> {
     );
     let invariants = checked_invariants(&scenario, &file)?;
     out.push('\n');
-    let found = crate::explore::check(&world, &spec, &invariants);
+    let mut found = crate::explore::check(&world, &spec, &invariants);
+    if found.is_none() && invariants.contains(&Invariant::NoLivelock) {
+        found = crate::livelock::judge_run(&spec, &file.actions)
+            .map(|reason| (Invariant::NoLivelock, reason));
+    }
     Ok(verdict_of_replay(out, found, &file))
 }
 

@@ -169,11 +169,16 @@ pub enum Invariant {
     NoStaleWrite,
     /// See [`no_stale_answer`].
     NoStaleAnswer,
+    /// Every run ends: see [`crate::livelock`]. A property of the state
+    /// graph, not of one state, so [`Invariant::check`] admits every state;
+    /// the explorer judges it after its search, and a replay judges the
+    /// run it is given.
+    NoLivelock,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::NoReuse,
         Invariant::SingleFlight,
         Invariant::NoPoisonedFailure,
@@ -183,6 +188,7 @@ impl Invariant {
         Invariant::Recovers,
         Invariant::NoStaleWrite,
         Invariant::NoStaleAnswer,
+        Invariant::NoLivelock,
     ];
 
     /// The invariant's name, as scenarios spell it.
@@ -197,6 +203,7 @@ impl Invariant {
             Invariant::Recovers => "recovers",
             Invariant::NoStaleWrite => "no_stale_write",
             Invariant::NoStaleAnswer => "no_stale_answer",
+            Invariant::NoLivelock => "no_livelock",
         }
     }
 
@@ -217,6 +224,7 @@ impl Invariant {
             Invariant::Recovers => recovers(world, spec, moment),
             Invariant::NoStaleWrite => no_stale_write(world),
             Invariant::NoStaleAnswer => no_stale_answer(world),
+            Invariant::NoLivelock => Ok(()),
         }
     }
 }
