@@ -479,11 +479,7 @@ pub fn explore(
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
             if let Some(graph) = &mut graph {
-                for (from, prints) in edges {
-                    for to in prints {
-                        graph.add_edge(from, to);
-                    }
-                }
+                graph.add_edges(edges);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);

@@ -28,6 +28,9 @@
 //! proptest bound every run, so they cannot see one either.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::fingerprint::FingerprintHasher;
 
 use crate::spec::WorldSpec;
 use crate::symmetry::{Canon, Symmetry};
@@ -37,7 +40,8 @@ use crate::world::{Action, World};
 /// them: each state's fingerprint by index, and every step between them.
 #[derive(Default)]
 pub struct Graph {
-    index: HashMap<u128, u32>,
+    /// Fingerprints are hashes already: their low bits index the table.
+    index: HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>,
     prints: Vec<u128>,
     edges: Vec<(u32, u32)>,
 }
@@ -50,11 +54,29 @@ impl Graph {
         self.prints.push(print);
     }
 
-    /// Notes a step from state `from` to the state fingerprinted `to`,
-    /// which must have been added.
-    pub fn add_edge(&mut self, from: u32, to: u128) {
-        let to = self.index[&to];
-        self.edges.push((from, to));
+    /// Notes the steps of a round of expansions: from each state to the
+    /// states fingerprinted, all of which must have been added. The
+    /// look-ups run on every core.
+    pub fn add_edges(&mut self, expansions: Vec<(u32, Vec<u128>)>) {
+        type Index = HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>;
+        fn steps<'a>(
+            index: &'a Index,
+            (from, prints): &'a (u32, Vec<u128>),
+        ) -> impl Iterator<Item = (u32, u32)> + 'a {
+            prints.iter().map(move |to| (*from, index[to]))
+        }
+        let index = &self.index;
+        let resolve = |expansion| steps(index, expansion);
+        // In the order found either way: which cycle is reported does not
+        // depend on the number of cores.
+        #[cfg(feature = "parallel")]
+        let resolved: Vec<(u32, u32)> = {
+            use rayon::prelude::*;
+            expansions.par_iter().flat_map_iter(resolve).collect()
+        };
+        #[cfg(not(feature = "parallel"))]
+        let resolved: Vec<(u32, u32)> = expansions.iter().flat_map(resolve).collect();
+        self.edges.extend(resolved);
     }
 
     /// Bytes held, by capacity.
