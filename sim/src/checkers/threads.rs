@@ -37,6 +37,14 @@ pub fn check_threads(
         Checker::Loom => loom_checker::plan(&spec),
         _ => shuttle_checker::plan(&spec),
     };
+    let beyond = match expected {
+        Expectation::Violates(invariant) => invariant.beyond_thread_checkers(),
+        Expectation::Holds => None,
+    };
+    let plan = match (beyond, plan) {
+        (Some(reason), _) => Err(reason.to_owned()),
+        (None, plan) => plan,
+    };
     let plan = match plan {
         Ok(plan) => plan,
         Err(reason) => {

@@ -57,6 +57,12 @@ pub trait Observed {
     fn unlinked(&self, _link: &LinkId) -> bool {
         false
     }
+    /// The first exchange a replica sent while the provider's
+    /// `Retry-After` for that link still ran, as words. Only the explorer's
+    /// worlds track it (their provider answers 429 with `Retry-After`).
+    fn ignored_retry_after(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One caller, as the invariants see it.
@@ -169,6 +175,8 @@ pub enum Invariant {
     NoStaleWrite,
     /// See [`no_stale_answer`].
     NoStaleAnswer,
+    /// See [`respects_retry_after`].
+    RespectsRetryAfter,
     /// Every run ends: see [`crate::livelock`]. A property of the state
     /// graph, not of one state, so [`Invariant::check`] admits every state;
     /// the explorer judges it after its search, and a replay judges the
@@ -178,7 +186,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in the order they are checked.
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::NoReuse,
         Invariant::SingleFlight,
         Invariant::NoPoisonedFailure,
@@ -188,6 +196,7 @@ impl Invariant {
         Invariant::Recovers,
         Invariant::NoStaleWrite,
         Invariant::NoStaleAnswer,
+        Invariant::RespectsRetryAfter,
         Invariant::NoLivelock,
     ];
 
@@ -203,7 +212,25 @@ impl Invariant {
             Invariant::Recovers => "recovers",
             Invariant::NoStaleWrite => "no_stale_write",
             Invariant::NoStaleAnswer => "no_stale_answer",
+            Invariant::RespectsRetryAfter => "respects_retry_after",
             Invariant::NoLivelock => "no_livelock",
+        }
+    }
+
+    /// Why loom and shuttle, which run the real coordinator and judge the
+    /// state each execution ends in, cannot judge this invariant; `None`
+    /// where they can. A violation they cannot see is not theirs to miss.
+    pub fn beyond_thread_checkers(self) -> Option<&'static str> {
+        match self {
+            Invariant::NoLivelock => Some(
+                "no_livelock is judged on the explorer's state graph, and loom and shuttle \
+                 bound every execution",
+            ),
+            Invariant::RespectsRetryAfter => Some(
+                "respects_retry_after is judged when an exchange is sent, and the thread \
+                 checkers see only the state an execution ends in",
+            ),
+            _ => None,
         }
     }
 
@@ -224,6 +251,7 @@ impl Invariant {
             Invariant::Recovers => recovers(world, spec, moment),
             Invariant::NoStaleWrite => no_stale_write(world),
             Invariant::NoStaleAnswer => no_stale_answer(world),
+            Invariant::RespectsRetryAfter => respects_retry_after(world),
             Invariant::NoLivelock => Ok(()),
         }
     }
@@ -248,6 +276,19 @@ impl FromStr for Invariant {
                     names.join(", ")
                 )
             })
+    }
+}
+
+/// `respects_retry_after`: a replica the provider rate-limited with a
+/// `Retry-After` presents no refresh token for that link until it has
+/// passed (DESIGN.md section 2, step 8: keep Retry-After). Presenting
+/// sooner earns another 429 at best, and on providers that count abuse a
+/// longer ban. Per process, since only the process that got the 429 knows
+/// it; a crash forgets it.
+pub fn respects_retry_after(world: &impl Observed) -> Result<(), String> {
+    match world.ignored_retry_after() {
+        Some(what) => Err(what),
+        None => Ok(()),
     }
 }
 

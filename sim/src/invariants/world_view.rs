@@ -49,6 +49,18 @@ impl Observed for World {
     fn quiescent(&self) -> bool {
         World::quiescent(self)
     }
+    fn ignored_retry_after(&self) -> Option<String> {
+        self.replicas.iter().enumerate().find_map(|(r, replica)| {
+            let ignored = replica.ignored_retry_after?;
+            Some(format!(
+                "r{r} presented a refresh token for {} at t={}ms, though the provider had \
+                 rate-limited it until t={}ms (Retry-After, on r{r}'s clock)",
+                self.links[usize::from(ignored.link)],
+                ignored.sent_at.as_millis(),
+                ignored.quiet_until.as_millis(),
+            ))
+        })
+    }
     fn unlinked(&self, link: &LinkId) -> bool {
         self.links
             .iter()

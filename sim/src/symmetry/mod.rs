@@ -285,6 +285,8 @@ impl Parts {
                     machine,
                     incarnation,
                     touched,
+                    quiet,
+                    ignored_retry_after,
                 } = &replicas[usize::from(r)];
                 // The machine's print is kept with the machine until it
                 // changes: most steps change one replica, and the others'
@@ -292,6 +294,7 @@ impl Parts {
                 let machine = machine.anonymous(Some(r));
                 let mut part = Part::of(Some(r), |h| {
                     (machine.print, machine.others.len(), incarnation, touched).hash(h.inner);
+                    (quiet, ignored_retry_after).hash(h.inner);
                     for caller in callers_of(world, r) {
                         hash_caller(caller, h);
                     }

@@ -37,7 +37,8 @@ mod writers;
 pub use describe::{describe_effect, describe_input, describe_outcome};
 pub use messages::{Keep, Messages};
 pub use types::{
-    Action, BadAnswer, Caller, Fault, FaultsUsed, LogEntry, Message, Replica, Route, StepLog,
+    Action, BadAnswer, Caller, Fault, FaultsUsed, IgnoredRetryAfter, LogEntry, Message, Replica,
+    Route, StepLog,
 };
 
 /// The whole world.
@@ -101,6 +102,8 @@ impl World {
                 machine: Arc::new(Printed::new(spec.algorithm_of(r).machine(config))),
                 incarnation: 0,
                 touched: false,
+                quiet: Vec::new(),
+                ignored_retry_after: None,
             });
         }
         let mut callers = Vec::new();

@@ -9,8 +9,8 @@ use baton_core::{
 };
 
 use super::{
-    caller_name, describe_effect, describe_input, describe_outcome, shift, Action, Keep, Message,
-    Met, Notes, Route, StepLog, World,
+    caller_name, describe_effect, describe_input, describe_outcome, shift, Action,
+    IgnoredRetryAfter, Keep, LinkId, Message, Met, Notes, Route, StepLog, World,
 };
 use crate::spec::WorldSpec;
 use crate::symmetry::Printed;
@@ -87,8 +87,20 @@ impl World {
                     replica,
                     id,
                     outcome,
+                    link,
                     ..
                 } => {
+                    if let ExchangeOutcome::RateLimited {
+                        retry_after: Some(delay),
+                    } = &outcome
+                    {
+                        let r = usize::from(replica);
+                        let until = shift(self.now, spec.skew(r)) + *delay;
+                        let link = self.link_index(&link);
+                        let quiet = &mut self.replicas[r].quiet;
+                        quiet.retain(|(l, _)| *l != link);
+                        quiet.push((link, until));
+                    }
                     note.add(|| {
                         (
                             "provider".into(),
@@ -245,6 +257,7 @@ impl World {
             .expect("the spec's configuration was checked at the start");
         self.replicas[r].machine = Arc::new(Printed::new(spec.algorithm_of(r).machine(config)));
         self.replicas[r].incarnation = incarnation;
+        self.replicas[r].quiet.clear();
         let mut lost = Vec::new();
         self.messages.retain(|m| {
             if m.sender() != (r as u8, old) {
@@ -301,6 +314,12 @@ impl World {
     }
 
     /// The world's index of the caller replica `r`'s machine calls `id`.
+    /// The index of `link` among the world's links.
+    fn link_index(&self, link: &LinkId) -> u8 {
+        let index = self.links.iter().position(|l| l == link);
+        index.expect("the world's machines ask only for its links") as u8
+    }
+
     fn caller_index(&self, r: usize, id: CallerId) -> usize {
         let first = self
             .callers
@@ -331,6 +350,20 @@ impl World {
             if let Effect::Answer { caller, result, .. } = effect {
                 self.answer(self.caller_index(r, caller), result, note);
             } else {
+                if let Effect::Exchange { link, .. } = &effect {
+                    let link = self.link_index(link);
+                    let replica = &mut self.replicas[r];
+                    let quiet = replica.quiet.iter().find(|(l, _)| *l == link);
+                    if let Some(&(_, until)) = quiet.filter(|(_, until)| local < *until) {
+                        replica
+                            .ignored_retry_after
+                            .get_or_insert(IgnoredRetryAfter {
+                                link,
+                                sent_at: local,
+                                quiet_until: until,
+                            });
+                    }
+                }
                 note.add(|| {
                     (
                         format!("r{r}"),

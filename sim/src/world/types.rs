@@ -20,6 +20,24 @@ pub struct Replica {
     pub incarnation: u32,
     /// Whether any caller of this replica has made a request yet.
     pub touched: bool,
+    /// Per link (by index), the instant on this replica's own clock until
+    /// which the provider asked it not to present again: its last rate
+    /// limit's `Retry-After`. A crash forgets it, as the process does.
+    pub quiet: Vec<(u8, Timestamp)>,
+    /// The first exchange this replica sent inside such a period, if any
+    /// (`respects_retry_after`). Kept across crashes: it happened.
+    pub ignored_retry_after: Option<IgnoredRetryAfter>,
+}
+
+/// An exchange sent while the provider's `Retry-After` still ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IgnoredRetryAfter {
+    /// The link's index.
+    pub link: u8,
+    /// When it was sent, on the replica's clock.
+    pub sent_at: Timestamp,
+    /// Until when the provider had asked it to wait, on the same clock.
+    pub quiet_until: Timestamp,
 }
 
 /// Something wrong with an answer a caller received, judged when it arrived.
