@@ -37,21 +37,19 @@ use crate::symmetry::{Canon, Symmetry};
 use crate::world::{Action, World};
 
 /// The states and steps of an exploration, as far as `no_livelock` needs
-/// them: each state's fingerprint by index, and every step between them.
+/// them: each state's index by fingerprint, and every step between them.
 #[derive(Default)]
 pub struct Graph {
     /// Fingerprints are hashes already: their low bits index the table.
     index: HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>,
-    prints: Vec<u128>,
     edges: Vec<(u32, u32)>,
 }
 
 impl Graph {
     /// Notes state `index` (numbered in the order found) with `print`.
     pub fn add_state(&mut self, index: u32, print: u128) {
-        debug_assert_eq!(self.prints.len(), index as usize);
+        debug_assert_eq!(self.index.len(), index as usize);
         self.index.insert(print, index);
-        self.prints.push(print);
     }
 
     /// Notes the steps of a round of expansions: from each state to the
@@ -82,20 +80,22 @@ impl Graph {
     /// Bytes held, by capacity.
     pub fn bytes(&self) -> usize {
         self.index.capacity() * (std::mem::size_of::<(u128, u32)>() + 1)
-            + self.prints.capacity() * std::mem::size_of::<u128>()
             + self.edges.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 
-    /// The fingerprint of state `index`.
+    /// The fingerprint of state `index`: a scan, needed only for the few
+    /// states of a cycle found, where a table by index would cost 16 bytes
+    /// for every state of every search.
     pub fn print(&self, index: u32) -> u128 {
-        self.prints[index as usize]
+        let found = self.index.iter().find(|(_, i)| **i == index);
+        *found.expect("a state of the graph").0
     }
 
     /// A cycle, as the states on it in order (the first one's successor is
     /// the second, the last one's the first), reached first by a depth-first
     /// search from the initial state that tries steps in the order found.
     pub fn find_cycle(&self) -> Option<Vec<u32>> {
-        find_cycle(self.prints.len(), &self.edges)
+        find_cycle(self.index.len(), &self.edges)
     }
 }
 
