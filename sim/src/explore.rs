@@ -251,6 +251,7 @@ fn expand(
     options: &Options,
     canon: &Canon,
     visited: &Visited,
+    interner: &Interner,
     keep_edges: bool,
 ) -> Expansion {
     let judge = |next: &World| check(next, spec, &options.invariants);
@@ -264,6 +265,8 @@ fn expand(
                     world.clone().apply_observed(spec, action, &mut met);
                     reached.record(spec, world, &action, &next, &met);
                 }
+                let mut next = next;
+                interner.intern(&mut next);
                 return Expansion {
                     successors: {
                         let broken = judge(&next);
@@ -293,6 +296,8 @@ fn expand(
             if visited.contains(&print) {
                 return None;
             }
+            let mut next = next;
+            interner.intern(&mut next);
             let broken = judge(&next);
             Some((action, next, print, broken))
         })
@@ -392,8 +397,9 @@ pub fn explore(
             }
         }
         let mut next_frontier: Vec<Vec<(u32, World)>> = Vec::new();
-        // The next level's worlds share their equal parts (see `Interner`).
-        let mut interner = Interner::default();
+        // The next level's worlds share their equal parts (see `Interner`),
+        // interned on the core that built them.
+        let interner = Interner::default();
         // Each chunk is expanded, fingerprinted and checked on every core;
         // its new states are then numbered in order on one. The outcome
         // does not depend on the number of cores: the chunks are fixed, and
@@ -406,7 +412,9 @@ pub fn explore(
             let expand_one = |(node, world): (u32, World)| {
                 (
                     node,
-                    expand(&world, spec, options, &canon, &visited, keep_edges),
+                    expand(
+                        &world, spec, options, &canon, &visited, &interner, keep_edges,
+                    ),
                 )
             };
             #[cfg(feature = "parallel")]
@@ -425,7 +433,7 @@ pub fn explore(
                 if let (Some(all), Some(these)) = (&mut reached, &expansion.reached) {
                     all.merge(these);
                 }
-                for (action, mut next, print, broken) in expansion.successors {
+                for (action, next, print, broken) in expansion.successors {
                     if !visited.insert(print) {
                         seen_in_round.push(next);
                         continue;
@@ -453,7 +461,6 @@ pub fn explore(
                             reached,
                         );
                     }
-                    interner.intern(&mut next);
                     match next_frontier.last_mut() {
                         Some(open) if open.len() < CHUNK => open.push((index, next)),
                         _ => {

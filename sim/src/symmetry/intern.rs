@@ -15,10 +15,15 @@
 //! the canonical fingerprint computes anyway and keeps with each part. An
 //! interner lives for one level: the worlds hold what they share, and the
 //! table's own references go when the level is complete.
+//!
+//! The explorer interns each new world on the core that built it, so the
+//! table is split into [`SHARDS`] locked parts by identity: two cores meet
+//! on one lock only when they intern parts that hash alike.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use baton_fakes::{FakeProvider, InMemoryStore};
 
@@ -29,47 +34,62 @@ use crate::zoo::AnyMachine;
 
 type Table<T> = HashMap<u128, Arc<Printed<T>>, BuildHasherDefault<FingerprintHasher>>;
 
-/// The parts of the worlds kept so far in a level, by identity.
+/// Locked parts per table: enough that cores rarely wait on each other.
+pub const SHARDS: usize = 16;
+
+/// One kind of part, its table split by identity.
+struct Sharded<T>([Mutex<Table<T>>; SHARDS]);
+
+impl<T> Default for Sharded<T> {
+    fn default() -> Self {
+        Sharded(std::array::from_fn(|_| Mutex::new(Table::default())))
+    }
+}
+
+/// The parts of one level's worlds, one copy of each.
 #[derive(Default)]
 pub struct Interner {
-    machines: Table<AnyMachine>,
-    stores: Table<InMemoryStore>,
-    providers: Table<FakeProvider>,
-    /// Parts replaced by an equal one already held.
-    pub shared: usize,
+    machines: Sharded<AnyMachine>,
+    stores: Sharded<InMemoryStore>,
+    providers: Sharded<FakeProvider>,
+    /// Parts replaced by an equal one already held: what sharing saved.
+    pub shared: AtomicUsize,
 }
 
 impl Interner {
-    /// Replaces each part of `world` by an equal one already interned, or
-    /// interns it.
-    pub fn intern(&mut self, world: &mut World) {
+    /// Replaces each part of `world` by the equal part an earlier world of
+    /// the level holds, or keeps it for later ones.
+    pub fn intern(&self, world: &mut World) {
+        let mut shared = 0;
         for (r, replica) in world.replicas.iter_mut().enumerate() {
             let me = Some(r as u8);
-            self.shared += usize::from(one(&mut self.machines, &mut replica.machine, me));
+            shared += usize::from(one(&self.machines, &mut replica.machine, me));
         }
-        self.shared += usize::from(one(&mut self.stores, &mut world.store, None));
-        self.shared += usize::from(one(&mut self.providers, &mut world.provider, None));
+        shared += usize::from(one(&self.stores, &mut world.store, None));
+        shared += usize::from(one(&self.providers, &mut world.provider, None));
+        self.shared.fetch_add(shared, Ordering::Relaxed);
     }
 }
 
-/// Interns `part`; whether an equal one was already held.
-fn one<T: std::hash::Hash>(
-    table: &mut Table<T>,
-    part: &mut Arc<Printed<T>>,
-    me: Option<u8>,
-) -> bool {
+fn one<T: std::hash::Hash>(table: &Sharded<T>, part: &mut Arc<Printed<T>>, me: Option<u8>) -> bool {
     let identity = identity(part, me);
-    match table.get(&identity) {
-        Some(held) if Arc::ptr_eq(held, part) => false,
-        Some(held) => {
-            *part = Arc::clone(held);
-            true
+    let shard = &table.0[(identity as usize) % SHARDS];
+    let held = {
+        let mut shard = shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match shard.get(&identity) {
+            Some(held) if Arc::ptr_eq(held, part) => return false,
+            Some(held) => Arc::clone(held),
+            None => {
+                shard.insert(identity, Arc::clone(part));
+                return false;
+            }
         }
-        None => {
-            table.insert(identity, Arc::clone(part));
-            false
-        }
-    }
+    };
+    // The copy is freed here, outside the lock.
+    *part = held;
+    true
 }
 
 fn identity<T: std::hash::Hash>(part: &Printed<T>, me: Option<u8>) -> u128 {
@@ -98,13 +118,17 @@ mod tests {
         let mut a = World::initial(&spec).unwrap();
         let mut b = World::initial(&spec).unwrap();
         assert!(!Arc::ptr_eq(&a.replicas[0].machine, &b.replicas[0].machine));
-        let mut interner = Interner::default();
+        let interner = Interner::default();
         interner.intern(&mut a);
         interner.intern(&mut b);
         assert!(Arc::ptr_eq(&a.replicas[0].machine, &b.replicas[0].machine));
         assert!(Arc::ptr_eq(&a.store, &b.store));
         assert!(Arc::ptr_eq(&a.provider, &b.provider));
-        assert_eq!(interner.shared, 4, "two machines, the store, the provider");
+        assert_eq!(
+            interner.shared.load(Ordering::Relaxed),
+            4,
+            "two machines, the store, the provider"
+        );
         // Replicas 0 and 1 start alike but for their names: never merged.
         assert!(!Arc::ptr_eq(&a.replicas[0].machine, &a.replicas[1].machine));
 

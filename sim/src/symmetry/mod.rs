@@ -69,6 +69,8 @@ mod rename;
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
+use smallvec::SmallVec;
+
 pub use intern::Interner;
 pub use printed::{AnonymousPrint, Printed};
 pub use rename::{parse_owner, Anonymise};
@@ -76,6 +78,14 @@ pub use rename::{parse_owner, Anonymise};
 use crate::fingerprint::{fingerprint, gathered, Gather};
 use crate::spec::WorldSpec;
 use crate::world::{Caller, Message, Replica, World};
+
+/// The replicas a part names besides its own, in order. Inline up to
+/// eight: fingerprinting a world builds a dozen of these, and a heap
+/// allocation each was a tenth of the explorer's time.
+pub type Names = SmallVec<[u8; 8]>;
+
+/// Where each replica goes: `to[r]` is replica `r`'s new index.
+type Placement = SmallVec<[u8; 8]>;
 
 /// Placements of tied replicas tried per world before settling for index
 /// order: 4! covers any tie among four replicas.
@@ -114,7 +124,7 @@ pub struct Canon {
 /// other than its own, in order.
 struct Part {
     print: u128,
-    others: Vec<u8>,
+    others: Names,
 }
 
 impl From<&AnonymousPrint> for Part {
@@ -136,13 +146,13 @@ impl Part {
     }
 
     fn of(me: Option<u8>, feed: impl FnOnce(&mut Anonymise<'_, Gather<'_>>)) -> Part {
-        let mut others = Vec::new();
+        let mut others = Names::new();
         let print = gathered(|bytes| {
             let mut gather = Gather(bytes);
             let mut h = Anonymise {
                 inner: &mut gather,
                 me,
-                others: Vec::new(),
+                others: Names::new(),
             };
             feed(&mut h);
             others = h.others;
@@ -199,7 +209,7 @@ impl Canon {
             return fingerprint(world);
         }
         let parts = Parts::of(world, self.flaw);
-        let keys: Vec<u128> = (0..world.replicas.len() as u8)
+        let keys: SmallVec<[u128; 8]> = (0..world.replicas.len() as u8)
             .map(|r| parts.key(r))
             .collect();
         self.placements(world.replicas.len(), &keys)
@@ -212,10 +222,11 @@ impl Canon {
     /// The placements to try (`to[r]`: replica `r`'s new index): members
     /// of each class in key order, each run of tied keys every way (up to
     /// [`MAX_PLACEMENTS`] in all).
-    fn placements(&self, replicas: usize, keys: &[u128]) -> Vec<Vec<u8>> {
-        let mut placements: Vec<Vec<u8>> = vec![(0..replicas as u8).collect()];
+    fn placements(&self, replicas: usize, keys: &[u128]) -> SmallVec<[Placement; 1]> {
+        let mut placements: SmallVec<[Placement; 1]> =
+            smallvec::smallvec![(0..replicas as u8).collect()];
         for class in &self.classes {
-            let mut members: Vec<(u128, u8)> =
+            let mut members: SmallVec<[(u128, u8); 8]> =
                 class.iter().map(|&r| (keys[usize::from(r)], r)).collect();
             members.sort_unstable();
             let mut start = 0;
@@ -225,8 +236,16 @@ impl Canon {
                         .iter()
                         .take_while(|m| m.0 == members[start].0)
                         .count();
-                let tied: Vec<u8> = members[start..end].iter().map(|m| m.1).collect();
+                let tied: Placement = members[start..end].iter().map(|m| m.1).collect();
                 let positions = &class[start..end];
+                if tied.len() == 1 {
+                    // The common case: a member alone in its key.
+                    for to in &mut placements {
+                        to[usize::from(tied[0])] = positions[0];
+                    }
+                    start = end;
+                    continue;
+                }
                 let orders = orderings(&tied);
                 let orders = if placements.len() * orders.len() > MAX_PLACEMENTS {
                     vec![tied]
@@ -255,9 +274,9 @@ impl Canon {
 /// A world cut into anonymous parts.
 struct Parts {
     /// Per replica: its machine, incarnation, touch and callers.
-    replicas: Vec<Part>,
+    replicas: SmallVec<[Part; 4]>,
     /// Per message in flight: its replica and the rest of it.
-    messages: Vec<(u8, Part)>,
+    messages: SmallVec<[(u8, Part); 8]>,
     /// Everything else: clock, store, provider, budgets, writers.
     rest: Part,
 }
@@ -299,7 +318,7 @@ impl Parts {
                         hash_caller(caller, h);
                     }
                 });
-                part.others.splice(0..0, machine.others.iter().copied());
+                part.others.insert_many(0, machine.others.iter().copied());
                 part
             })
             .collect();
@@ -326,7 +345,7 @@ impl Parts {
             (budget, used, lost_tokens, links, unlinked).hash(h);
         });
         let named = store.others.iter().chain(&provider.others).copied();
-        rest.others.splice(0..0, named);
+        rest.others.insert_many(0, named);
         Parts {
             replicas,
             messages,
@@ -337,7 +356,7 @@ impl Parts {
     /// Replica `r`'s sort key: its part and the set of its messages,
     /// naming nobody.
     fn key(&self, r: u8) -> u128 {
-        let mut messages: Vec<u128> = self
+        let mut messages: SmallVec<[u128; 8]> = self
             .messages
             .iter()
             .filter(|(sender, _)| *sender == r)
@@ -353,13 +372,13 @@ impl Parts {
 
     /// The fingerprint of the world with replica `r` moved to `to[r]`.
     fn fingerprint(&self, to: &[u8]) -> u128 {
-        let mut from = vec![0u8; to.len()];
+        let mut from: Placement = smallvec::smallvec![0u8; to.len()];
         for (r, &p) in to.iter().enumerate() {
             from[usize::from(p)] = r as u8;
         }
         // Messages in flight are a set (see `World::apply`): renamed, they
         // enter sorted, whatever order their old names put them in.
-        let mut messages: Vec<u128> = self
+        let mut messages: SmallVec<[u128; 8]> = self
             .messages
             .iter()
             .map(|(r, part)| {
@@ -383,13 +402,13 @@ impl Parts {
 }
 
 /// Every ordering of `items`.
-fn orderings(items: &[u8]) -> Vec<Vec<u8>> {
+fn orderings(items: &[u8]) -> Vec<Placement> {
     if items.len() <= 1 {
-        return vec![items.to_vec()];
+        return vec![items.into()];
     }
     let mut out = Vec::new();
     for (i, &first) in items.iter().enumerate() {
-        let mut rest = items.to_vec();
+        let mut rest: Placement = items.into();
         rest.remove(i);
         for mut tail in orderings(&rest) {
             tail.insert(0, first);

@@ -24,7 +24,7 @@ pub struct AnonymousPrint {
     /// XXH3-128 of the anonymous bytes.
     pub print: u128,
     /// The other replicas named, in the order their ids were hashed.
-    pub others: Vec<u8>,
+    pub others: super::Names,
 }
 
 impl AnonymousPrint {
@@ -148,7 +148,7 @@ mod tests {
         AnonymousPrint {
             me: Some(0),
             print: u128::from(*value),
-            others: Vec::new(),
+            others: crate::symmetry::Names::new(),
         }
     }
 

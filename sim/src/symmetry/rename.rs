@@ -27,7 +27,7 @@ pub struct Anonymise<'a, H: Hasher> {
     /// The replica whose part this is, if any: its own id is "itself".
     pub me: Option<u8>,
     /// The other replicas named, in the order they were.
-    pub others: Vec<u8>,
+    pub others: super::Names,
 }
 
 /// The replica and incarnation of an owner id of the world's form
@@ -104,10 +104,10 @@ mod tests {
         let mut h = Anonymise {
             inner: &mut Gather(&mut bytes),
             me,
-            others: Vec::new(),
+            others: crate::symmetry::Names::new(),
         };
         value.hash(&mut h);
-        let others = h.others;
+        let others = h.others.to_vec();
         (bytes, others)
     }
 

@@ -102,7 +102,7 @@ impl World {
                 machine: Arc::new(Printed::new(spec.algorithm_of(r).machine(config))),
                 incarnation: 0,
                 touched: false,
-                quiet: Vec::new(),
+                quiet: Default::default(),
                 ignored_retry_after: None,
             });
         }

@@ -23,7 +23,7 @@ pub struct Replica {
     /// Per link (by index), the instant on this replica's own clock until
     /// which the provider asked it not to present again: its last rate
     /// limit's `Retry-After`. A crash forgets it, as the process does.
-    pub quiet: Vec<(u8, Timestamp)>,
+    pub quiet: smallvec::SmallVec<[(u8, Timestamp); 2]>,
     /// The first exchange this replica sent inside such a period, if any
     /// (`respects_retry_after`). Kept across crashes: it happened.
     pub ignored_retry_after: Option<IgnoredRetryAfter>,
