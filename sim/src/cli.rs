@@ -52,9 +52,11 @@ enum Format {
 struct BudgetArgs {
     /// loom's preemption bound (default: 2). `LOOM_MAX_PERMUTATIONS` and `LOOM_MAX_DURATION`
     /// in the environment cap the search; a capped verdict is reported as bounded by them.
+    /// A scenario that states a higher `loom_preemption_bound` runs with that.
     #[arg(long)]
     loom_preemption_bound: Option<usize>,
-    /// Executions per shuttle mode (PCT, random, depth-first).
+    /// Executions per shuttle mode (PCT, random, depth-first). A scenario that states more
+    /// (`shuttle_iterations`) runs with that.
     #[arg(long, default_value_t = 1000)]
     shuttle_iterations: usize,
     /// proptest cases (2048: fewer miss grace_window_outlived's stall on some seeds).

@@ -61,7 +61,7 @@ pub fn check_threads(
             ));
         }
     };
-    let budgets = &options.budgets;
+    let budgets = &raised(&options.budgets, scenario, algorithm, &plan);
     let invariants = target_invariants(scenario, expected);
     let mut inconclusive = None;
     let (executions, violation, replay, coverage) = match checker {
@@ -70,7 +70,7 @@ pub fn check_threads(
             loom_checker::EnvCaps::from_env()?;
             let bound = budgets
                 .loom_preemption_bound
-                .unwrap_or_else(|| default_loom_bound(&plan));
+                .expect("raised sets the bound");
             let report = loom_checker::check(&plan, &invariants, loom_options(bound));
             let replay = ThreadReplay::Loom {
                 preemption_bound: bound,
@@ -137,6 +137,27 @@ pub fn check_threads(
         write_thread_counterexample(scenario, algorithm, &finding, options, &mut out)?;
     }
     Ok(out)
+}
+
+/// The run's budgets, raised to what the scenario states `algorithm`'s
+/// expected verdict needs (a deep race takes more schedules than most).
+fn raised(
+    budgets: &Budgets,
+    scenario: &Scenario,
+    algorithm: Algorithm,
+    plan: &ThreadPlan,
+) -> Budgets {
+    let loom = budgets
+        .loom_preemption_bound
+        .unwrap_or_else(|| default_loom_bound(plan));
+    let (shuttle_iterations, loom) = scenario
+        .thread_budget(algorithm)
+        .raise(budgets.shuttle_iterations, loom);
+    Budgets {
+        shuttle_iterations,
+        loom_preemption_bound: Some(loom),
+        ..budgets.clone()
+    }
 }
 
 /// loom's options for a preemption bound, with the caps the environment

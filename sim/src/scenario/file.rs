@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::Expectation;
+use super::{Expectation, ThreadBudget};
 use crate::invariants::Invariant;
 
 pub(super) fn parse_via_fromstr<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -199,6 +199,28 @@ pub(super) struct CheckSection {
     pub(super) max_states: Option<usize>,
     #[serde(default, deserialize_with = "parse_invariants")]
     pub(super) invariants: Option<Vec<Invariant>>,
+    /// What the thread checkers need to reach the expected verdicts.
+    #[serde(default, deserialize_with = "positive_opt")]
+    pub(super) shuttle_iterations: Option<usize>,
+    #[serde(default, deserialize_with = "positive_opt")]
+    pub(super) loom_preemption_bound: Option<usize>,
+}
+
+impl CheckSection {
+    pub(super) fn threads(&self) -> ThreadBudget {
+        ThreadBudget {
+            shuttle_iterations: self.shuttle_iterations,
+            loom_preemption_bound: self.loom_preemption_bound,
+        }
+    }
+}
+
+fn positive_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n == 0 {
+        return Err(de::Error::custom("must be at least 1"));
+    }
+    Ok(Some(n))
 }
 
 /// Per algorithm name, what is expected.
@@ -297,4 +319,19 @@ pub(super) struct Rule {
     #[serde(default, deserialize_with = "parse_invariants")]
     pub(super) invariants: Option<Vec<Invariant>>,
     pub(super) unavoidable: Option<String>,
+    /// Thread-checker budgets for the algorithms this rule's `expect`
+    /// names (every algorithm, if it names none).
+    #[serde(default, deserialize_with = "positive_opt")]
+    pub(super) shuttle_iterations: Option<usize>,
+    #[serde(default, deserialize_with = "positive_opt")]
+    pub(super) loom_preemption_bound: Option<usize>,
+}
+
+impl Rule {
+    pub(super) fn threads(&self) -> ThreadBudget {
+        ThreadBudget {
+            shuttle_iterations: self.shuttle_iterations,
+            loom_preemption_bound: self.loom_preemption_bound,
+        }
+    }
 }

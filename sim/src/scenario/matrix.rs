@@ -34,7 +34,7 @@
 //! cannot silently match nothing.
 
 use super::file::{ProviderAxis, ScenarioFile, WorldAxis};
-use super::{build, expectations, Cell, Errors, Scenario, ScenarioError};
+use super::{build, expectations, thread_budgets, Cell, Errors, Scenario, ScenarioError};
 
 /// Every cell of the matrix in `file`, in axis order.
 pub(super) fn expand(
@@ -149,6 +149,13 @@ pub(super) fn expand(
                 if w.fleet.is_some() {
                     world_section.fleet = w.fleet.clone();
                 }
+                let expectations =
+                    expectations(errors, &file.expect, rules.iter().map(|r| &r.expect))?;
+                let thread_budgets = thread_budgets(
+                    file.check.threads(),
+                    &expectations,
+                    rules.iter().map(|r| (&r.expect, r.threads())),
+                );
                 let cell = Cell {
                     name: format!("{stem}[{provider_label},{world_label},{fault_label}]"),
                     world: world_section,
@@ -164,11 +171,8 @@ pub(super) fn expand(
                         .rev()
                         .find_map(|r| r.unavoidable.clone())
                         .or_else(|| file.unavoidable.clone()),
-                    expectations: expectations(
-                        errors,
-                        &file.expect,
-                        rules.iter().map(|r| &r.expect),
-                    )?,
+                    expectations,
+                    thread_budgets,
                 };
                 cells.push(build(errors, file, cell)?);
             }

@@ -27,6 +27,16 @@
 //! is a scenario named `file[provider,world,faults]`. `[[rule]]` tables
 //! (matching on those labels) override `[expect]`, the invariants checked
 //! or `unavoidable` for the cells they match, later rules last.
+//!
+//! # Thread-checker budgets
+//!
+//! `[check]` may state `shuttle_iterations` and `loom_preemption_bound`:
+//! what loom and shuttle need to reach the expected verdicts, where a race
+//! lies deeper than a run's default budget reaches. A `[[rule]]` may state
+//! them for the cells it matches and the algorithms its `expect` names
+//! (every algorithm, if it names none). A run's own budget
+//! (`--shuttle-iterations`, `--loom-preemption-bound`) is raised to them,
+//! never lowered, and the verdict's coverage names the budget it ran with.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -123,9 +133,53 @@ pub struct Scenario {
     pub invariants: Vec<Invariant>,
     /// Per algorithm, what must be found.
     pub expectations: Vec<(Algorithm, Expectation)>,
+    /// Per algorithm, what the thread checkers need to find it, where the
+    /// file says (`shuttle_iterations`, `loom_preemption_bound` in `[check]`
+    /// or a `[[rule]]`).
+    pub thread_budgets: Vec<(Algorithm, ThreadBudget)>,
+}
+
+/// What loom and shuttle need to reach one expected verdict, as a scenario
+/// states it: a deep race takes more schedules than a run's default. A
+/// run's own budget is raised to it, never lowered (see
+/// [`ThreadBudget::raise`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadBudget {
+    /// Executions per shuttle mode.
+    pub shuttle_iterations: Option<usize>,
+    /// loom's preemption bound.
+    pub loom_preemption_bound: Option<usize>,
+}
+
+impl ThreadBudget {
+    /// `self` with the keys `later` sets replaced.
+    fn then(self, later: ThreadBudget) -> ThreadBudget {
+        ThreadBudget {
+            shuttle_iterations: later.shuttle_iterations.or(self.shuttle_iterations),
+            loom_preemption_bound: later.loom_preemption_bound.or(self.loom_preemption_bound),
+        }
+    }
+
+    /// A run's `shuttle_iterations` and loom bound, each raised to what
+    /// this budget states.
+    pub fn raise(&self, shuttle_iterations: usize, loom_bound: usize) -> (usize, usize) {
+        (
+            shuttle_iterations.max(self.shuttle_iterations.unwrap_or(0)),
+            loom_bound.max(self.loom_preemption_bound.unwrap_or(0)),
+        )
+    }
 }
 
 impl Scenario {
+    /// What the thread checkers need for `algorithm`'s expected verdict.
+    pub fn thread_budget(&self, algorithm: Algorithm) -> ThreadBudget {
+        self.thread_budgets
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, budget)| *budget)
+            .unwrap_or_default()
+    }
+
     /// The (algorithm, expected verdict) pairs to check: every pair the
     /// scenario states if `only` is empty; else, for each algorithm of
     /// `only`, its stated verdict, or — for an algorithm the scenario does
@@ -233,6 +287,7 @@ pub fn parse_all(path: &Path, text: &str) -> Result<Vec<Scenario>, ScenarioError
         return Err(errors.error("[world] needs a `provider`".into()));
     };
     let expectations = expectations(&errors, &file.expect, [])?;
+    let thread_budgets = thread_budgets(file.check.threads(), &expectations, []);
     let cell = Cell {
         name: stem,
         world: file.world.clone(),
@@ -241,6 +296,7 @@ pub fn parse_all(path: &Path, text: &str) -> Result<Vec<Scenario>, ScenarioError
         invariants: file.check.invariants.clone(),
         unavoidable: file.unavoidable.clone(),
         expectations,
+        thread_budgets,
     };
     Ok(vec![build(&errors, &file, cell)?])
 }
@@ -254,6 +310,29 @@ pub(crate) struct Cell {
     invariants: Option<Vec<Invariant>>,
     unavoidable: Option<String>,
     expectations: Vec<(Algorithm, Expectation)>,
+    thread_budgets: Vec<(Algorithm, ThreadBudget)>,
+}
+
+/// Per expected algorithm, its thread budget: `[check]`'s, then each rule's
+/// in order, for the algorithms the rule's `expect` names (all, if none).
+fn thread_budgets<'t>(
+    base: ThreadBudget,
+    expectations: &[(Algorithm, Expectation)],
+    rules: impl IntoIterator<Item = (&'t ExpectTable, ThreadBudget)> + Clone,
+) -> Vec<(Algorithm, ThreadBudget)> {
+    expectations
+        .iter()
+        .map(|&(algorithm, _)| {
+            let name = algorithm.name();
+            let budget = rules
+                .clone()
+                .into_iter()
+                .filter(|(expect, _)| expect.is_empty() || expect.contains_key(&name))
+                .fold(base, |budget, (_, rule)| budget.then(rule));
+            (algorithm, budget)
+        })
+        .filter(|(_, budget)| *budget != ThreadBudget::default())
+        .collect()
 }
 
 /// Reads `[expect]` tables, later ones overriding earlier ones per algorithm.
@@ -404,6 +483,7 @@ fn build(errors: &Errors<'_>, file: &ScenarioFile, cell: Cell) -> Result<Scenari
         max_states: file.check.max_states.unwrap_or(2_000_000),
         invariants: cell.invariants.unwrap_or_else(|| Invariant::ALL.to_vec()),
         expectations: cell.expectations,
+        thread_budgets: cell.thread_budgets,
     })
 }
 

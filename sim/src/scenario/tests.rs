@@ -193,3 +193,62 @@ fn the_replica_a_relink_tells_must_exist() {
         "{e}"
     );
 }
+
+#[test]
+fn thread_budgets_apply_to_the_algorithms_their_rule_expects() {
+    let text = format!(
+        "{MATRIX}[[rule]]\nproviders = [\"single_use\"]\nfaults = [\"lost_replies\"]\n\
+         expect = {{ naive = {{ violates = \"no_reuse\" }} }}\nshuttle_iterations = 50000\n\
+         loom_preemption_bound = 3\n[[rule]]\nworlds = [\"pair\"]\nshuttle_iterations = 7000\n"
+    );
+    let all = parse_all(Path::new("m.toml"), &text).unwrap();
+    let cell = |name: &str| all.iter().find(|s| s.name == name).unwrap();
+    let deep = cell("m[single_use,1x2,lost_replies]");
+    assert_eq!(
+        deep.thread_budget(Algorithm::NAIVE),
+        ThreadBudget {
+            shuttle_iterations: Some(50_000),
+            loom_preemption_bound: Some(3),
+        }
+    );
+    // The rule names naive only: baton's run keeps the default budget.
+    assert_eq!(
+        deep.thread_budget(Algorithm::BATON),
+        ThreadBudget::default()
+    );
+    // A rule with no `expect` applies to every algorithm, over earlier ones.
+    let pair = cell("m[single_use,pair,lost_replies]");
+    assert_eq!(
+        pair.thread_budget(Algorithm::NAIVE),
+        ThreadBudget {
+            shuttle_iterations: Some(7000),
+            loom_preemption_bound: Some(3),
+        }
+    );
+    assert_eq!(
+        pair.thread_budget(Algorithm::BATON).shuttle_iterations,
+        Some(7000)
+    );
+    assert_eq!(
+        cell("m[grace_fork,1x2,lost_replies]").thread_budget(Algorithm::NAIVE),
+        ThreadBudget::default()
+    );
+    // A stated budget raises a run's, never lowers it.
+    let budget = deep.thread_budget(Algorithm::NAIVE);
+    assert_eq!(budget.raise(1000, 2), (50_000, 3));
+    assert_eq!(budget.raise(90_000, 4), (90_000, 4));
+
+    // `[check]` states it for every algorithm of a plain file; zero is an
+    // error that says where.
+    let plain = parse(
+        Path::new("s.toml"),
+        &format!("{GOOD}[check]\nloom_preemption_bound = 4\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        plain.thread_budget(Algorithm::BATON).loom_preemption_bound,
+        Some(4)
+    );
+    let e = err(&format!("{GOOD}[check]\nshuttle_iterations = 0\n"));
+    assert!(e.contains("line 11") && e.contains("at least 1"), "{e}");
+}
