@@ -366,7 +366,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 let states: usize = results.iter().map(|r| r.states).sum();
                 println!(
                     "peak RSS {:.1} MB for {states} states: {:.0} B/state (B/state above: \
-                     visited set and paths only)",
+                     visited set, paths and no_livelock's steps only)",
                     peak as f64 / 1e6,
                     peak as f64 / states.max(1) as f64
                 );

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
-use crate::fingerprint::Visited;
+use crate::fingerprint::Seen;
 use crate::invariants::{Invariant, Moment};
-use crate::livelock::{self, Graph};
+use crate::livelock::{self, reserve_by_quarters, Graph};
 use crate::reached::Reached;
 use crate::reduction::commuting_step;
 use crate::spec::WorldSpec;
@@ -115,9 +115,10 @@ pub struct Stats {
     /// Wall time.
     pub elapsed: Duration,
     /// Bytes held for the states behind the frontier at the end: the
-    /// visited set's table (a fingerprint and a control byte per slot, by
-    /// capacity) and the path table (parent and step per state). Worlds
-    /// are kept only while they are on the frontier.
+    /// visited set's table (a fingerprint, with the state's index where
+    /// the graph is kept, and a control byte per slot, by capacity), the
+    /// path table (parent and step per state) and, for `no_livelock`, the
+    /// graph's steps. Worlds are kept only while they are on the frontier.
     pub stored_bytes: usize,
     /// States in the widest level: the frontier, whose worlds are held.
     pub widest_level: usize,
@@ -190,12 +191,9 @@ struct Node {
     action: Option<Action>,
 }
 
-/// The bytes `visited` and `nodes` hold, by capacity (a hash table of
-/// `u128`s spends one control byte per slot besides; `capacity` is the
-/// usable slots, about 7/8 of those allocated).
-fn stored_bytes(visited: &Visited, nodes: &Vec<Node>) -> usize {
-    let slots = (visited.capacity() * 8 / 7).next_power_of_two();
-    slots * (std::mem::size_of::<u128>() + 1) + nodes.capacity() * std::mem::size_of::<Node>()
+/// The bytes `visited` and `nodes` hold, by capacity.
+fn stored_bytes(visited: &Seen, nodes: &Vec<Node>) -> usize {
+    visited.bytes() + nodes.capacity() * std::mem::size_of::<Node>()
 }
 
 /// States expanded per parallel round: enough to keep every core busy,
@@ -250,7 +248,7 @@ fn expand(
     spec: &WorldSpec,
     options: &Options,
     canon: &Canon,
-    visited: &Visited,
+    visited: &Seen,
     interner: &Interner,
     keep_edges: bool,
 ) -> Expansion {
@@ -356,19 +354,16 @@ pub fn explore(
         );
     }
     let canon = Canon::new(spec, options.symmetry);
-    let mut visited = Visited::default();
-    // Reserved small: the table doubles as it fills, and a large reserve
-    // would be most of a small world's memory.
-    visited.reserve(options.max_states.min(1 << 16));
-    let initial_print = canon.fingerprint(&initial);
-    visited.insert(initial_print);
     // The graph `no_livelock` is judged on; a shard sees only part of it.
     let mut graph = (options.invariants.contains(&Invariant::NoLivelock)
         && options.shard.is_none())
     .then(Graph::default);
-    if let Some(graph) = &mut graph {
-        graph.add_state(0, initial_print);
-    }
+    // Reserved small: the table doubles as it fills, and a large reserve
+    // would be most of a small world's memory. Where the graph is kept, the
+    // table also numbers the states, for its steps.
+    let mut visited = Seen::new(graph.is_some(), options.max_states.min(1 << 16));
+    let initial_print = canon.fingerprint(&initial);
+    visited.insert(initial_print, 0);
     let mut nodes = vec![Node {
         parent: 0,
         action: None,
@@ -434,13 +429,13 @@ pub fn explore(
                     all.merge(these);
                 }
                 for (action, next, print, broken) in expansion.successors {
-                    if !visited.insert(print) {
+                    let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
+                    if !visited.insert(print, index) {
                         seen_in_round.push(next);
                         continue;
                     }
-                    let index = u32::try_from(nodes.len()).map_err(|_| "too many states")?;
-                    if let Some(graph) = &mut graph {
-                        graph.add_state(index, print);
+                    if nodes.len() == nodes.capacity() {
+                        reserve_by_quarters(&mut nodes, 1);
                     }
                     nodes.push(Node {
                         parent: node,
@@ -486,7 +481,8 @@ pub fn explore(
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
             if let Some(graph) = &mut graph {
-                graph.add_edges(edges);
+                let index = visited.index().expect("kept with the graph");
+                graph.add_edges(index, edges);
             }
             stats.elapsed = started.elapsed();
             progress(&stats);
@@ -501,8 +497,9 @@ pub fn explore(
         stats.stored_bytes += graph.bytes();
         if let Some(cycle) = graph.find_cycle() {
             let mut actions = path(&nodes, cycle[0]);
+            let index = visited.index().expect("kept with the graph");
             actions.extend(livelock::steps_around(
-                spec, &canon, graph, &actions, &cycle,
+                spec, &canon, index, &actions, &cycle,
             ));
             let reason = livelock::judge_run(spec, &actions)
                 .ok_or("a cycle of the explored graph did not replay as one")?;

@@ -4,7 +4,7 @@
 //! million states is astronomically unlikely. [`crate::symmetry`] builds
 //! its canonical fingerprints from the same pieces.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::world::World;
@@ -71,3 +71,76 @@ impl Hasher for FingerprintHasher {
 /// The fingerprints of every state seen: 16 bytes each (plus the table's
 /// slack), never the worlds.
 pub type Visited = HashSet<u128, BuildHasherDefault<FingerprintHasher>>;
+
+/// Each state's index by fingerprint: the visited set of a search that
+/// keeps its graph (see [`crate::livelock`]), whose steps are resolved to
+/// indices through it.
+pub type Index = HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>;
+
+/// What a search has seen: fingerprints alone, or each with its state's
+/// index where the graph is kept. One table either way: an index beside a
+/// set would hold every fingerprint twice.
+pub enum Seen {
+    /// 16 bytes and a control byte per slot.
+    Set(Visited),
+    /// 32 bytes (a fingerprint and an index, aligned) and a control byte
+    /// per slot.
+    Indexed(Index),
+}
+
+impl Seen {
+    /// An empty table, indexed if `indexed`, with room for `capacity`.
+    pub fn new(indexed: bool, capacity: usize) -> Seen {
+        if indexed {
+            Seen::Indexed(Index::with_capacity_and_hasher(
+                capacity,
+                Default::default(),
+            ))
+        } else {
+            Seen::Set(Visited::with_capacity_and_hasher(
+                capacity,
+                Default::default(),
+            ))
+        }
+    }
+
+    /// Whether `print` was seen.
+    pub fn contains(&self, print: &u128) -> bool {
+        match self {
+            Seen::Set(set) => set.contains(print),
+            Seen::Indexed(index) => index.contains_key(print),
+        }
+    }
+
+    /// Notes `print` as state `index`; false if it was seen already.
+    pub fn insert(&mut self, print: u128, index: u32) -> bool {
+        match self {
+            Seen::Set(set) => set.insert(print),
+            Seen::Indexed(table) => match table.entry(print) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                    true
+                }
+            },
+        }
+    }
+
+    /// The index, where kept.
+    pub fn index(&self) -> Option<&Index> {
+        match self {
+            Seen::Set(_) => None,
+            Seen::Indexed(index) => Some(index),
+        }
+    }
+
+    /// The table's bytes by capacity: a hash table's usable slots are
+    /// about 7/8 of those allocated, each with a control byte besides.
+    pub fn bytes(&self) -> usize {
+        let (capacity, entry) = match self {
+            Seen::Set(set) => (set.capacity(), std::mem::size_of::<u128>()),
+            Seen::Indexed(index) => (index.capacity(), std::mem::size_of::<(u128, u32)>()),
+        };
+        (capacity * 8 / 7).next_power_of_two() * (entry + 1)
+    }
+}

@@ -27,95 +27,110 @@
 //! `no_livelock`, and says so. The thread checkers (loom, shuttle) and
 //! proptest bound every run, so they cannot see one either.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
-use crate::fingerprint::FingerprintHasher;
-
+use crate::fingerprint::Index;
 use crate::spec::WorldSpec;
 use crate::symmetry::{Canon, Symmetry};
 use crate::world::{Action, World};
 
-/// The states and steps of an exploration, as far as `no_livelock` needs
-/// them: each state's index by fingerprint, and every step between them.
-#[derive(Default)]
+/// The steps of an exploration, as far as `no_livelock` needs them: every
+/// step between states, seen before or not, by state index (the search's
+/// [`Index`] resolves fingerprints to indices). States are expanded in the
+/// order they are numbered, each once, so the steps are kept the way the
+/// cycle search reads them: each state's targets together, after an
+/// offset per state, 4 bytes a step and 4 a state.
 pub struct Graph {
-    /// Fingerprints are hashes already: their low bits index the table.
-    index: HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>,
-    edges: Vec<(u32, u32)>,
+    /// `targets[start[i]..start[i + 1]]` are state `i`'s successors.
+    start: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Graph {
+            start: vec![0],
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Makes room for `additional` more items, growing by a quarter rather
+/// than doubling: these vectors hold most of a large search's bytes, and
+/// a doubled vector is on average a quarter empty.
+pub(crate) fn reserve_by_quarters<T>(items: &mut Vec<T>, additional: usize) {
+    if items.capacity() - items.len() < additional {
+        items.reserve_exact(additional.max(items.capacity() / 4));
+    }
 }
 
 impl Graph {
-    /// Notes state `index` (numbered in the order found) with `print`.
-    pub fn add_state(&mut self, index: u32, print: u128) {
-        debug_assert_eq!(self.index.len(), index as usize);
-        self.index.insert(print, index);
-    }
-
-    /// Notes the steps of a round of expansions: from each state to the
-    /// states fingerprinted, all of which must have been added. The
-    /// look-ups run on every core.
-    pub fn add_edges(&mut self, expansions: Vec<(u32, Vec<u128>)>) {
-        type Index = HashMap<u128, u32, BuildHasherDefault<FingerprintHasher>>;
-        fn steps<'a>(
-            index: &'a Index,
-            (from, prints): &'a (u32, Vec<u128>),
-        ) -> impl Iterator<Item = (u32, u32)> + 'a {
-            prints.iter().map(move |to| (*from, index[to]))
-        }
-        let index = &self.index;
-        let resolve = |expansion| steps(index, expansion);
-        // In the order found either way: which cycle is reported does not
-        // depend on the number of cores.
+    /// Notes the steps of a round of expansions, from each state (the next
+    /// ones in number order) to the states fingerprinted, all of which
+    /// `index` must hold. The look-ups run on every core.
+    pub fn add_edges(&mut self, index: &Index, expansions: Vec<(u32, Vec<u128>)>) {
+        let resolve = |(_, prints): &(u32, Vec<u128>)| -> Vec<u32> {
+            prints.iter().map(|to| index[to]).collect()
+        };
         #[cfg(feature = "parallel")]
-        let resolved: Vec<(u32, u32)> = {
+        let resolved: Vec<Vec<u32>> = {
             use rayon::prelude::*;
-            expansions.par_iter().flat_map_iter(resolve).collect()
+            expansions.par_iter().map(resolve).collect()
         };
         #[cfg(not(feature = "parallel"))]
-        let resolved: Vec<(u32, u32)> = expansions.iter().flat_map(resolve).collect();
-        self.edges.extend(resolved);
+        let resolved: Vec<Vec<u32>> = expansions.iter().map(resolve).collect();
+        let steps = resolved.iter().map(Vec::len).sum();
+        reserve_by_quarters(&mut self.targets, steps);
+        reserve_by_quarters(&mut self.start, expansions.len());
+        for ((from, _), targets) in expansions.iter().zip(resolved) {
+            assert_eq!(
+                *from as usize,
+                self.start.len() - 1,
+                "states are expanded in number order"
+            );
+            self.targets.extend(targets);
+            let end = u32::try_from(self.targets.len()).expect("fewer than 2^32 steps");
+            self.start.push(end);
+        }
     }
 
-    /// Bytes held, by capacity.
+    /// The bytes held, by capacity.
     pub fn bytes(&self) -> usize {
-        self.index.capacity() * (std::mem::size_of::<(u128, u32)>() + 1)
-            + self.edges.capacity() * std::mem::size_of::<(u32, u32)>()
+        (self.start.capacity() + self.targets.capacity()) * std::mem::size_of::<u32>()
     }
 
-    /// The fingerprint of state `index`: a scan, needed only for the few
-    /// states of a cycle found, where a table by index would cost 16 bytes
-    /// for every state of every search.
-    pub fn print(&self, index: u32) -> u128 {
-        let found = self.index.iter().find(|(_, i)| **i == index);
+    /// The fingerprint of state `i`: a scan of `index`, for the few states
+    /// of a cycle found.
+    pub fn print(index: &Index, i: u32) -> u128 {
+        let found = index.iter().find(|(_, at)| **at == i);
         *found.expect("a state of the graph").0
     }
 
-    /// A cycle, as the states on it in order (the first one's successor is
-    /// the second, the last one's the first), reached first by a depth-first
-    /// search from the initial state that tries steps in the order found.
+    /// A cycle of the graph, as the states on it in order, if there is one.
     pub fn find_cycle(&self) -> Option<Vec<u32>> {
-        find_cycle(self.index.len(), &self.edges)
+        find_cycle(&self.start, &self.targets)
     }
 }
 
-/// A cycle in the graph of `states` states and `edges`, if any: the states
-/// on it in order.
-pub fn find_cycle(states: usize, edges: &[(u32, u32)]) -> Option<Vec<u32>> {
-    // Successors in compressed rows, in the order the edges were found.
-    let mut start = vec![0u32; states + 1];
-    for &(from, _) in edges {
-        start[from as usize + 1] += 1;
-    }
-    for i in 0..states {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
-    let mut next = vec![0u32; edges.len()];
-    for &(from, to) in edges {
-        next[fill[from as usize] as usize] = to;
-        fill[from as usize] += 1;
-    }
+/// A cycle among the states `0..start.len() - 1` whose successors are
+/// `targets[start[i]..start[i + 1]]`, as its states in order: an iterative
+/// depth-first search (no recursion, so no stack overflow on deep graphs),
+/// linear in states and steps. A state with no entry in `start` (never
+/// expanded) has no successors.
+pub fn find_cycle(start: &[u32], targets: &[u32]) -> Option<Vec<u32>> {
+    let expanded = start.len().saturating_sub(1);
+    let states = targets
+        .iter()
+        .map(|t| *t as usize + 1)
+        .max()
+        .unwrap_or(0)
+        .max(expanded);
+    let successors = |state: u32| -> &[u32] {
+        let s = state as usize;
+        if s < expanded {
+            &targets[start[s] as usize..start[s + 1] as usize]
+        } else {
+            &[]
+        }
+    };
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Unseen,
@@ -123,23 +138,23 @@ pub fn find_cycle(states: usize, edges: &[(u32, u32)]) -> Option<Vec<u32>> {
         Done,
     }
     let mut mark = vec![Mark::Unseen; states];
-    // The path from the root: each state and the next of its edges to try.
-    let mut path: Vec<(u32, u32)> = Vec::new();
+    // The path from the root, each state with how many of its successors
+    // have been tried.
+    let mut path: Vec<(u32, usize)> = Vec::new();
     for root in 0..states as u32 {
         if mark[root as usize] != Mark::Unseen {
             continue;
         }
         mark[root as usize] = Mark::OnPath;
-        path.push((root, start[root as usize]));
-        while let Some((state, cursor)) = path.last_mut() {
+        path.push((root, 0));
+        while let Some((state, tried)) = path.last_mut() {
             let state = *state;
-            if *cursor == start[state as usize + 1] {
+            let Some(&to) = successors(state).get(*tried) else {
                 mark[state as usize] = Mark::Done;
                 path.pop();
                 continue;
-            }
-            let to = next[*cursor as usize];
-            *cursor += 1;
+            };
+            *tried += 1;
             match mark[to as usize] {
                 Mark::Done => {}
                 Mark::OnPath => {
@@ -148,7 +163,7 @@ pub fn find_cycle(states: usize, edges: &[(u32, u32)]) -> Option<Vec<u32>> {
                 }
                 Mark::Unseen => {
                     mark[to as usize] = Mark::OnPath;
-                    path.push((to, start[to as usize]));
+                    path.push((to, 0));
                 }
             }
         }
@@ -195,7 +210,7 @@ pub fn judge_run(spec: &WorldSpec, actions: &[Action]) -> Option<String> {
 pub fn steps_around(
     spec: &WorldSpec,
     canon: &Canon,
-    graph: &Graph,
+    index: &Index,
     actions: &[Action],
     cycle: &[u32],
 ) -> Vec<Action> {
@@ -205,7 +220,7 @@ pub fn steps_around(
     }
     let mut around = Vec::new();
     for i in 0..cycle.len() {
-        let target = graph.print(cycle[(i + 1) % cycle.len()]);
+        let target = Graph::print(index, cycle[(i + 1) % cycle.len()]);
         let (action, next) = world
             .actions(spec)
             .into_iter()
@@ -223,24 +238,61 @@ pub fn steps_around(
 
 #[cfg(test)]
 mod tests {
-    use super::find_cycle;
+    use super::{find_cycle, Graph, Index};
+
+    /// `find_cycle` on `states` states with these steps, each state's
+    /// steps together as the graph keeps them.
+    fn cycle_of(states: u32, steps: &[(u32, u32)]) -> Option<Vec<u32>> {
+        let mut start = vec![0];
+        let mut targets = Vec::new();
+        for state in 0..states {
+            targets.extend(steps.iter().filter(|s| s.0 == state).map(|s| s.1));
+            start.push(targets.len() as u32);
+        }
+        find_cycle(&start, &targets)
+    }
 
     #[test]
     fn a_dag_has_no_cycle() {
-        assert_eq!(find_cycle(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]), None);
+        assert_eq!(cycle_of(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]), None);
     }
 
     #[test]
     fn a_cycle_is_found_in_order() {
         assert_eq!(
-            find_cycle(5, &[(0, 1), (1, 2), (2, 3), (3, 1), (0, 4)]),
+            cycle_of(5, &[(0, 1), (1, 2), (2, 3), (3, 1), (0, 4)]),
             Some(vec![1, 2, 3])
         );
-        assert_eq!(find_cycle(2, &[(0, 1), (1, 1)]), Some(vec![1]));
+        assert_eq!(cycle_of(2, &[(0, 1), (1, 1)]), Some(vec![1]));
     }
 
     #[test]
     fn a_cycle_away_from_the_root_is_found() {
-        assert_eq!(find_cycle(4, &[(0, 1), (2, 3), (3, 2)]), Some(vec![2, 3]));
+        assert_eq!(cycle_of(4, &[(0, 1), (2, 3), (3, 2)]), Some(vec![2, 3]));
+    }
+
+    #[test]
+    fn the_graph_resolves_rounds_of_steps_by_fingerprint() {
+        let mut index = Index::default();
+        for (print, i) in [(100u128, 0u32), (200, 1), (300, 2)] {
+            index.insert(print, i);
+        }
+        let mut graph = Graph::default();
+        graph.add_edges(&index, vec![(0, vec![200, 300])]);
+        graph.add_edges(&index, vec![(1, vec![]), (2, vec![200, 100])]);
+        assert_eq!(graph.find_cycle(), Some(vec![0, 2]));
+        assert_eq!(Graph::print(&index, 2), 300);
+        // A state whose successors were never noted has none.
+        let mut partial = Graph::default();
+        partial.add_edges(&index, vec![(0, vec![200])]);
+        assert_eq!(partial.find_cycle(), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "number order")]
+    fn steps_out_of_order_are_refused() {
+        let index: Index = [(100u128, 0u32), (200, 1)].into_iter().collect();
+        let mut graph = Graph::default();
+        graph.add_edges(&index, vec![(1, vec![100])]);
     }
 }
