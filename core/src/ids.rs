@@ -4,10 +4,49 @@ use std::fmt;
 use std::sync::Arc;
 
 /// One stored credential: a user's link to one provider. One row per link.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone)]
 pub struct LinkId {
     provider: Arc<str>,
     user: Arc<str>,
+}
+
+/// Two names are the same string if they are the same allocation: the
+/// copies of a link's id that a process passes around share theirs, and
+/// the machine compares ids at every input (its tables are ordered by id).
+fn same_str(a: &Arc<str>, b: &Arc<str>) -> std::cmp::Ordering {
+    if Arc::ptr_eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
+impl Ord for LinkId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        same_str(&self.provider, &other.provider).then_with(|| same_str(&self.user, &other.user))
+    }
+}
+
+impl PartialOrd for LinkId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for LinkId {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for LinkId {}
+
+/// As derived: the provider's name, then the user's.
+impl std::hash::Hash for LinkId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.provider.hash(state);
+        self.user.hash(state);
+    }
 }
 
 impl LinkId {
@@ -148,5 +187,26 @@ mod tests {
         assert!(a.as_str().starts_with(&format!("api-{pid}-")), "{a}");
         assert_eq!(a.as_str().len(), format!("api-{pid}-").len() + 16);
         assert!(!OwnerId::generate("").as_str().is_empty());
+    }
+
+    #[test]
+    fn link_ids_compare_by_their_names_whether_shared_or_not() {
+        let a = LinkId::new("github", "u1");
+        let shared = a.clone();
+        let apart = LinkId::new(String::from("github"), String::from("u1"));
+        assert_eq!(a, shared);
+        assert_eq!(a, apart);
+        assert_eq!(a.cmp(&apart), std::cmp::Ordering::Equal);
+        let hash = |id: &LinkId| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&a), hash(&apart));
+        let b = LinkId::new("github", "u2");
+        let other = LinkId::new("gitlab", "u0");
+        assert!(a < b && b < other, "provider first, then user");
+        assert_eq!(b.cmp(&a), std::cmp::Ordering::Greater);
     }
 }

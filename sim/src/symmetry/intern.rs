@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use baton_fakes::{FakeProvider, InMemoryStore};
@@ -47,13 +47,31 @@ impl<T> Default for Sharded<T> {
 }
 
 /// The parts of one level's worlds, one copy of each.
-#[derive(Default)]
 pub struct Interner {
+    /// This interner's number, never zero: a part marked with it is the
+    /// copy its table holds.
+    id: u32,
     machines: Sharded<AnyMachine>,
     stores: Sharded<InMemoryStore>,
     providers: Sharded<FakeProvider>,
     /// Parts replaced by an equal one already held: what sharing saved.
     pub shared: AtomicUsize,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        // Wrapping past zero after four billion interners would only cost
+        // a look-up: zero marks nothing.
+        let id = NEXT.fetch_add(1, Ordering::Relaxed).max(1);
+        Interner {
+            id,
+            machines: Sharded::default(),
+            stores: Sharded::default(),
+            providers: Sharded::default(),
+            shared: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Interner {
@@ -63,15 +81,25 @@ impl Interner {
         let mut shared = 0;
         for (r, replica) in world.replicas.iter_mut().enumerate() {
             let me = Some(r as u8);
-            shared += usize::from(one(&self.machines, &mut replica.machine, me));
+            shared += usize::from(one(self.id, &self.machines, &mut replica.machine, me));
         }
-        shared += usize::from(one(&self.stores, &mut world.store, None));
-        shared += usize::from(one(&self.providers, &mut world.provider, None));
+        shared += usize::from(one(self.id, &self.stores, &mut world.store, None));
+        shared += usize::from(one(self.id, &self.providers, &mut world.provider, None));
         self.shared.fetch_add(shared, Ordering::Relaxed);
     }
 }
 
-fn one<T: std::hash::Hash>(table: &Sharded<T>, part: &mut Arc<Printed<T>>, me: Option<u8>) -> bool {
+fn one<T: std::hash::Hash>(
+    id: u32,
+    table: &Sharded<T>,
+    part: &mut Arc<Printed<T>>,
+    me: Option<u8>,
+) -> bool {
+    // Most of a new world's parts are its parent's, which its siblings
+    // interned already: the shared copy, marked.
+    if part.interned_by.load(Ordering::Relaxed) == id {
+        return false;
+    }
     let identity = identity(part, me);
     let shard = &table.0[(identity as usize) % SHARDS];
     let held = {
@@ -82,6 +110,7 @@ fn one<T: std::hash::Hash>(table: &Sharded<T>, part: &mut Arc<Printed<T>>, me: O
             Some(held) if Arc::ptr_eq(held, part) => return false,
             Some(held) => Arc::clone(held),
             None => {
+                part.interned_by.store(id, Ordering::Relaxed);
                 shard.insert(identity, Arc::clone(part));
                 return false;
             }

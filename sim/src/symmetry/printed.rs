@@ -12,6 +12,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::AtomicU32;
 use std::sync::OnceLock;
 
 /// A value's bytes hashed with owner ids anonymised from the point of view
@@ -53,6 +54,10 @@ impl AnonymousPrint {
 pub struct Printed<T> {
     value: T,
     print: OnceLock<AnonymousPrint>,
+    /// The interner this copy is the shared one of, if any
+    /// ([`super::Interner`]): a world whose part is already the shared
+    /// copy needs no look-up. Zero for none.
+    pub(super) interned_by: AtomicU32,
 }
 
 impl<T> Printed<T> {
@@ -61,6 +66,7 @@ impl<T> Printed<T> {
         Printed {
             value,
             print: OnceLock::new(),
+            interned_by: AtomicU32::new(0),
         }
     }
 
@@ -106,6 +112,8 @@ impl<T> Deref for Printed<T> {
 impl<T> DerefMut for Printed<T> {
     fn deref_mut(&mut self) -> &mut T {
         self.print.take();
+        // Changed, it is no longer what the interner shares.
+        *self.interned_by.get_mut() = 0;
         &mut self.value
     }
 }
@@ -116,6 +124,7 @@ impl<T: Clone> Clone for Printed<T> {
         Printed {
             value: self.value.clone(),
             print: self.print.clone(),
+            interned_by: AtomicU32::new(0),
         }
     }
 }

@@ -40,7 +40,9 @@ pub fn parse_owner(bytes: &[u8]) -> Option<(u8, &[u8])> {
     if !digits(replica) || !digits(incarnation) || replica.len() > 3 {
         return None;
     }
-    let replica: u32 = std::str::from_utf8(replica).ok()?.parse().ok()?;
+    let replica = replica
+        .iter()
+        .fold(0u32, |n, digit| n * 10 + u32::from(digit - b'0'));
     Some((u8::try_from(replica).ok()?, incarnation))
 }
 
