@@ -29,6 +29,7 @@ use crate::symmetry::Printed;
 mod actions;
 mod deliver;
 mod describe;
+mod memo;
 mod messages;
 mod step;
 mod types;

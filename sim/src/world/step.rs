@@ -8,6 +8,7 @@ use baton_core::{
     CallerId, Effect, ExchangeOutcome, Input, InputKind, RefreshError, RefreshMachine, Timestamp,
 };
 
+use super::memo;
 use super::{
     caller_name, describe_effect, describe_input, describe_outcome, shift, Action,
     IgnoredRetryAfter, Keep, LinkId, Message, Met, Notes, Route, StepLog, World,
@@ -338,15 +339,30 @@ impl World {
                 replica.machine.stage_for(local, &input),
             )
         });
-        if let Err(error) = Arc::make_mut(&mut replica.machine).handle_input(local, input) {
-            panic!("the world fed r{r} an input it refused: {error}");
-        }
-        let incarnation = replica.incarnation;
-        let mut effects = Vec::new();
-        while let Some(effect) = Arc::make_mut(&mut self.replicas[r].machine).poll_output() {
-            effects.push(effect);
-        }
-        for effect in effects {
+        let key = memo::key(&replica.machine, r as u8, local, &input);
+        let effects = match memo::recall(key) {
+            Some(outcome) => {
+                replica.machine = outcome.machine;
+                outcome.effects
+            }
+            None => {
+                let machine = Arc::make_mut(&mut replica.machine);
+                if let Err(error) = machine.handle_input(local, input) {
+                    panic!("the world fed r{r} an input it refused: {error}");
+                }
+                let effects: Arc<[Effect]> = std::iter::from_fn(|| machine.poll_output()).collect();
+                memo::remember(
+                    key,
+                    memo::Outcome {
+                        machine: Arc::clone(&replica.machine),
+                        effects: Arc::clone(&effects),
+                    },
+                );
+                effects
+            }
+        };
+        let incarnation = self.replicas[r].incarnation;
+        for effect in effects.iter().cloned() {
             if let Effect::Answer { caller, result, .. } = effect {
                 self.answer(self.caller_index(r, caller), result, note);
             } else {
