@@ -53,13 +53,19 @@ pub enum ServerErrorAfterSend {
     Retry,
 }
 
-/// How much of its life a short-lived access token is served for, as
+/// How much of its life an access token is served for at least, as
 /// (numerator, denominator): one half.
 ///
-/// A token lives "short" when it is issued with a lifetime not longer than
-/// [`Config::expiry_margin`]. Under the margin alone such a token would
-/// never be live — every request would refresh. Instead it is served until
-/// half its lifetime is left. The lifetime is the one stored with the token
+/// Under the margin alone a token that lives no longer than
+/// [`Config::expiry_margin`] would never be live — every request would
+/// refresh — and one that lives a little longer would be live for the
+/// moment it lives beyond the margin. A measured lifetime is always a
+/// little longer than the provider's `expires_in` (it runs from when the
+/// request was sent), so a provider whose tokens live exactly as long as
+/// the margin would be refreshed on nearly every call. Instead a token is
+/// served until the margin or half its lifetime is left, whichever is
+/// less: tokens that live twice the margin or longer are served as the
+/// margin says, shorter ones for the first half of their life. The lifetime is the one stored with the token
 /// ([`AccessGrant::lifetime`](crate::AccessGrant::lifetime), measured by the
 /// machine that refreshed it), so every replica serves a token until the
 /// same instant; one replica serving it longer than another would hand out
@@ -158,16 +164,16 @@ impl Config {
     }
 
     /// The margin for a token that lived `lifetime` when issued, where
-    /// that is known: if it is no longer than the configured margin, the
-    /// token is served for the first [`SHORT_LIVED_SERVED_FRACTION`] of its
-    /// life instead of never. Otherwise the configured margin.
+    /// that is known: the configured margin, or what is left after the
+    /// first [`SHORT_LIVED_SERVED_FRACTION`] of its life, whichever is
+    /// less. Without a lifetime, the configured margin.
     pub(crate) fn margin_for(&self, lifetime: Option<Duration>) -> Duration {
         match lifetime {
-            Some(lifetime) if lifetime <= self.expiry_margin => {
+            Some(lifetime) => {
                 let (served, of) = SHORT_LIVED_SERVED_FRACTION;
-                lifetime - lifetime * served / of
+                self.expiry_margin.min(lifetime - lifetime * served / of)
             }
-            _ => self.expiry_margin,
+            None => self.expiry_margin,
         }
     }
 
@@ -448,11 +454,20 @@ mod tests {
             .expiry_margin(Duration::from_secs(30))
             .build()
             .unwrap();
-        // Unknown or long lifetimes: the configured margin.
+        // Unknown lifetimes, or twice the margin and longer: the margin.
         assert_eq!(config.margin_for(None), Duration::from_secs(30));
         assert_eq!(
-            config.margin_for(Some(Duration::from_secs(31))),
+            config.margin_for(Some(Duration::from_secs(60))),
             Duration::from_secs(30)
+        );
+        assert_eq!(
+            config.margin_for(Some(Duration::from_secs(3600))),
+            Duration::from_secs(30)
+        );
+        // A little longer than the margin: half its life, not one second.
+        assert_eq!(
+            config.margin_for(Some(Duration::from_secs(31))),
+            Duration::from_millis(15_500)
         );
         // Not longer than the margin: served for the first half.
         assert_eq!(

@@ -237,7 +237,8 @@ async fn a_reply_past_the_deadline_is_an_unknown_outcome_not_a_second_presentati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hot_path_stops_serving_a_token_at_the_expiry_margin() {
     let link = LinkId::new("github", "octocat");
-    let mut fake = FakeProvider::new(ProviderModel::SingleUse, Duration::from_millis(1500));
+    // Twice the margin: the margin decides, not half the token's life.
+    let mut fake = FakeProvider::new(ProviderModel::SingleUse, Duration::from_millis(2000));
     let issued = fake.enroll(&link, "", wall_clock() - 2 * HOUR);
     let mut memory = InMemoryStore::new();
     memory.insert(
@@ -264,7 +265,7 @@ async fn the_hot_path_stops_serving_a_token_at_the_expiry_margin() {
     }
     assert_eq!(provider.with(|p| p.rotations(&link)), 1);
     // Inside the margin the copy is no longer served: a new refresh.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = refresher.access_token(&link).await.unwrap();
     assert_ne!(second.token, first.token);
     assert_eq!(provider.with(|p| p.rotations(&link)), 2);

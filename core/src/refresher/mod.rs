@@ -74,7 +74,7 @@ pub struct Refresher<S: LinkStore, E: TokenEndpoint, M: RefreshMachine + Send + 
     short_lived: Option<ShortLivedWarning>,
 }
 
-/// One `tracing` warning per link whose tokens live no longer than the
+/// One `tracing` warning per link whose tokens live less than twice the
 /// expiry margin (see [`crate::SHORT_LIVED_SERVED_FRACTION`]): the machine
 /// serves them for half their life, which is correct but costs a refresh
 /// every half-lifetime, and usually means the margin is set too high for
@@ -89,7 +89,7 @@ struct ShortLivedWarning {
 impl ShortLivedWarning {
     fn check(&self, link: &LinkId, grant: &AccessGrant, now: Timestamp) {
         let left = grant.expires_at.saturating_since(now);
-        if left > self.margin {
+        if left >= self.margin * 2 {
             return;
         }
         let first = self
@@ -103,9 +103,9 @@ impl ShortLivedWarning {
                 user = link.user(),
                 left_ms = left.as_millis() as u64,
                 expiry_margin_ms = self.margin.as_millis() as u64,
-                "access tokens for this link live no longer than the expiry margin: each is \
+                "access tokens for this link live less than twice the expiry margin: each is \
                  served for the first half of its life, then refreshed; lower expiry_margin \
-                 below the provider's token lifetime (keeping it above the clock skew between \
+                 to half the provider's token lifetime or less (keeping it above the clock skew between \
                  replicas) to refresh less often"
             );
         }

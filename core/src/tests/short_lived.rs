@@ -1,5 +1,6 @@
-//! Access tokens that live no longer than the expiry margin: served for
-//! the first half of their life (`SHORT_LIVED_SERVED_FRACTION`), not never.
+//! Access tokens that live no longer than the expiry margin, or not much
+//! longer: served for the first half of their life
+//! (`SHORT_LIVED_SERVED_FRACTION`), not never or for a moment.
 
 use super::*;
 
@@ -86,4 +87,39 @@ fn long_lived_tokens_keep_the_configured_margin() {
     assert_eq!(s.request(2), vec![answer(2, Ok(long.access))]);
     s.now = NOW + Duration::from_secs(50);
     assert_eq!(s.request(3), vec![read_effect(0)]);
+}
+
+/// A token that lives a little longer than the margin — as every token the
+/// machine measures does when the provider's lifetime equals the margin,
+/// since the measure starts when the request was sent — is served for half
+/// its life too, not for the moment it lives beyond the margin.
+#[test]
+fn a_token_a_little_longer_than_the_margin_is_served_for_half_its_life() {
+    // The margin is 10 s; the token's measured lifetime 10.2 s.
+    let lifetime = Duration::from_millis(10_200);
+    let issued = TokenSet {
+        access: grant("A1", NOW + lifetime).with_lifetime(lifetime),
+        refresh_token: Some(r("R1")),
+    };
+    let mut s = Script::new(config());
+    assert_eq!(s.request(1), vec![read_effect(0)]);
+    assert_eq!(
+        s.read(0, Some(StoredLink::enrolled(issued.clone()))),
+        vec![answer(1, Ok(issued.access.clone()))]
+    );
+    // Served until 5.1 s are left, not until 10 s are (0.2 s in).
+    s.now = NOW + Duration::from_millis(5_099);
+    assert_eq!(s.request(2), vec![answer(2, Ok(issued.access.clone()))]);
+    s.now = NOW + Duration::from_millis(5_100);
+    assert_eq!(s.machine.live_token(&link(), s.now), None);
+    // Twice the margin or longer: the margin decides, as it always did.
+    let long = Duration::from_secs(20);
+    let config = config().build().unwrap();
+    assert_eq!(config.margin_for(Some(long)), config.expiry_margin());
+    assert_eq!(config.margin_for(Some(long * 3)), config.expiry_margin());
+    assert_eq!(config.margin_for(None), config.expiry_margin());
+    assert_eq!(
+        config.margin_for(Some(Duration::from_secs(19))),
+        Duration::from_millis(9_500)
+    );
 }
