@@ -68,7 +68,10 @@ impl Graph {
     /// `index` must hold. The look-ups run on every core.
     pub fn add_edges(&mut self, index: &Index, expansions: Vec<(u32, Vec<u128>)>) {
         let resolve = |(_, prints): &(u32, Vec<u128>)| -> Vec<u32> {
-            prints.iter().map(|to| index[to]).collect()
+            prints
+                .iter()
+                .map(|to| index.get(*to).expect("every step's target was numbered"))
+                .collect()
         };
         #[cfg(feature = "parallel")]
         let resolved: Vec<Vec<u32>> = {
@@ -100,8 +103,7 @@ impl Graph {
     /// The fingerprint of state `i`: a scan of `index`, for the few states
     /// of a cycle found.
     pub fn print(index: &Index, i: u32) -> u128 {
-        let found = index.iter().find(|(_, at)| **at == i);
-        *found.expect("a state of the graph").0
+        index.print_of(i).expect("a state of the graph")
     }
 
     /// A cycle of the graph, as the states on it in order, if there is one.
@@ -273,10 +275,7 @@ mod tests {
 
     #[test]
     fn the_graph_resolves_rounds_of_steps_by_fingerprint() {
-        let mut index = Index::default();
-        for (print, i) in [(100u128, 0u32), (200, 1), (300, 2)] {
-            index.insert(print, i);
-        }
+        let index: Index = [(100u128, 0u32), (200, 1), (300, 2)].into_iter().collect();
         let mut graph = Graph::default();
         graph.add_edges(&index, vec![(0, vec![200, 300])]);
         graph.add_edges(&index, vec![(1, vec![]), (2, vec![200, 100])]);

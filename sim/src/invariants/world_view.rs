@@ -33,7 +33,7 @@ impl Observed for World {
     fn callers(&self) -> impl Iterator<Item = CallerView<'_>> {
         self.callers.iter().map(|c| CallerView {
             link: &self.links[usize::from(c.link)],
-            bad: c.bad.as_ref(),
+            bad: c.bad.as_deref(),
             waiting: c.waiting,
         })
     }
@@ -51,7 +51,7 @@ impl Observed for World {
     }
     fn ignored_retry_after(&self) -> Option<String> {
         self.replicas.iter().enumerate().find_map(|(r, replica)| {
-            let ignored = replica.ignored_retry_after?;
+            let ignored = replica.ignored_retry_after.as_deref()?;
             Some(format!(
                 "r{r} presented a refresh token for {} at t={}ms, though the provider had \
                  rate-limited it until t={}ms (Retry-After, on r{r}'s clock)",

@@ -371,13 +371,13 @@ impl World {
                     let replica = &mut self.replicas[r];
                     let quiet = replica.quiet.iter().find(|(l, _)| *l == link);
                     if let Some(&(_, until)) = quiet.filter(|(_, until)| local < *until) {
-                        replica
-                            .ignored_retry_after
-                            .get_or_insert(IgnoredRetryAfter {
+                        replica.ignored_retry_after.get_or_insert_with(|| {
+                            Box::new(IgnoredRetryAfter {
                                 link,
                                 sent_at: local,
                                 quiet_until: until,
-                            });
+                            })
+                        });
                     }
                 }
                 note.add(|| {
@@ -425,7 +425,7 @@ impl World {
         let c = &mut self.callers[index];
         c.waiting = false;
         if c.bad.is_none() {
-            c.bad = judged;
+            c.bad = judged.map(Box::new);
         }
     }
 

@@ -23,10 +23,13 @@ pub struct Replica {
     /// Per link (by index), the instant on this replica's own clock until
     /// which the provider asked it not to present again: its last rate
     /// limit's `Retry-After`. A crash forgets it, as the process does.
-    pub quiet: smallvec::SmallVec<[(u8, Timestamp); 2]>,
+    /// Empty in most worlds, where a vector costs nothing to copy.
+    pub quiet: Vec<(u8, Timestamp)>,
     /// The first exchange this replica sent inside such a period, if any
-    /// (`respects_retry_after`). Kept across crashes: it happened.
-    pub ignored_retry_after: Option<IgnoredRetryAfter>,
+    /// (`respects_retry_after`). Kept across crashes: it happened. Boxed,
+    /// like a caller's bad answer: rare, and inline it would triple the
+    /// bytes of every world the explorer holds.
+    pub ignored_retry_after: Option<Box<IgnoredRetryAfter>>,
 }
 
 /// An exchange sent while the provider's `Retry-After` still ran.
@@ -79,8 +82,9 @@ pub struct Caller {
     pub cancelled: bool,
     /// Its process crashed while it waited.
     pub died: bool,
-    /// The first bad answer it got, if any.
-    pub bad: Option<BadAnswer>,
+    /// The first bad answer it got, if any. Boxed: rare, and inline it
+    /// doubles the bytes of a caller, of which the explorer holds millions.
+    pub bad: Option<Box<BadAnswer>>,
     /// The oldest token generation its current request may be answered
     /// with: the link's generation when it asked, one more if the link was
     /// unlinked then (see `world::writers`).
