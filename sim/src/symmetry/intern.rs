@@ -1,8 +1,10 @@
 //! Hash-consing of the frontier: worlds waiting in a level share one copy
-//! of each equal machine, store and provider.
+//! of each equal machine, store, provider, message in flight and list of
+//! callers.
 //!
 //! A step changes one machine (or the store, or the provider) and copies
-//! it to do so; that copy is the bulk of a new world. Across a level, most
+//! it to do so, and sends a message or two; those copies are the bulk of
+//! a new world. Across a level, most
 //! of those copies are equal to one another: three replicas' machines go
 //! through a few dozen states in all, met in hundreds of thousands of
 //! combinations. The explorer holds the next level's worlds in full, so
@@ -12,7 +14,8 @@
 //! compress states by sharing their components the same way).
 //!
 //! Identities are the parts' anonymous prints ([`AnonymousPrint`]), which
-//! the canonical fingerprint computes anyway and keeps with each part. An
+//! the canonical fingerprint computes anyway and keeps with each part (a
+//! message's is the one [`super::message_print`] gives), and for callers (which name no replica by owner id) a hash of the list. An
 //! interner lives for one level: the worlds hold what they share, and the
 //! table's own references go when the level is complete.
 //!
@@ -28,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use baton_fakes::{FakeProvider, InMemoryStore};
 
 use super::{AnonymousPrint, Printed};
-use crate::fingerprint::FingerprintHasher;
-use crate::world::World;
+use crate::fingerprint::{gathered, FingerprintHasher, Gather};
+use crate::world::{Callers, Message, World};
 use crate::zoo::AnyMachine;
 
 type Table<T> = HashMap<u128, Arc<Printed<T>>, BuildHasherDefault<FingerprintHasher>>;
@@ -46,6 +49,15 @@ impl<T> Default for Sharded<T> {
     }
 }
 
+/// The level's lists of callers, split by identity.
+struct CallerLists([Mutex<HashMap<u128, Callers, BuildHasherDefault<FingerprintHasher>>>; SHARDS]);
+
+impl Default for CallerLists {
+    fn default() -> Self {
+        CallerLists(std::array::from_fn(|_| Mutex::new(HashMap::default())))
+    }
+}
+
 /// The parts of one level's worlds, one copy of each.
 pub struct Interner {
     /// This interner's number, never zero: a part marked with it is the
@@ -54,6 +66,8 @@ pub struct Interner {
     machines: Sharded<AnyMachine>,
     stores: Sharded<InMemoryStore>,
     providers: Sharded<FakeProvider>,
+    messages: Sharded<Message>,
+    callers: CallerLists,
     /// Parts replaced by an equal one already held: what sharing saved.
     pub shared: AtomicUsize,
 }
@@ -69,6 +83,8 @@ impl Default for Interner {
             machines: Sharded::default(),
             stores: Sharded::default(),
             providers: Sharded::default(),
+            messages: Sharded::default(),
+            callers: CallerLists::default(),
             shared: AtomicUsize::new(0),
         }
     }
@@ -81,26 +97,62 @@ impl Interner {
         let mut shared = 0;
         for (r, replica) in world.replicas.iter_mut().enumerate() {
             let me = Some(r as u8);
-            shared += usize::from(one(self.id, &self.machines, &mut replica.machine, me));
+            let machine = &mut replica.machine;
+            shared += usize::from(one(self.id, &self.machines, machine, |m| identity(m, me)));
         }
-        shared += usize::from(one(self.id, &self.stores, &mut world.store, None));
-        shared += usize::from(one(self.id, &self.providers, &mut world.provider, None));
+        let store = &mut world.store;
+        shared += usize::from(one(self.id, &self.stores, store, |s| identity(s, None)));
+        let provider = &mut world.provider;
+        shared += usize::from(one(self.id, &self.providers, provider, |p| {
+            identity(p, None)
+        }));
+        for message in world.messages.shared_mut() {
+            let print = |m: &Printed<Message>| super::message_print(m).identity();
+            shared += usize::from(one(self.id, &self.messages, message, print));
+        }
+        shared += usize::from(self.callers.intern(&mut world.callers));
         self.shared.fetch_add(shared, Ordering::Relaxed);
     }
 }
 
-fn one<T: std::hash::Hash>(
+impl CallerLists {
+    /// Replaces `callers` by the equal list the level holds, if any.
+    fn intern(&self, callers: &mut Callers) -> bool {
+        use std::hash::Hash;
+        let identity = gathered(|bytes| callers.hash(&mut Gather(bytes)));
+        let shard = &self.0[(identity as usize) % SHARDS];
+        let held = {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match shard.get(&identity) {
+                Some(held) if held.shares(callers) => return false,
+                Some(held) => held.clone(),
+                None => {
+                    shard.insert(identity, callers.clone());
+                    return false;
+                }
+            }
+        };
+        *callers = held;
+        true
+    }
+}
+
+/// Replaces `part` by the equal part `table` holds, or keeps it there;
+/// `identity` is what equal parts, and only they, share.
+fn one<T>(
     id: u32,
     table: &Sharded<T>,
     part: &mut Arc<Printed<T>>,
-    me: Option<u8>,
+    identity: impl Fn(&Printed<T>) -> u128,
 ) -> bool {
     // Most of a new world's parts are its parent's, which its siblings
     // interned already: the shared copy, marked.
     if part.interned_by.load(Ordering::Relaxed) == id {
         return false;
     }
-    let identity = identity(part, me);
+    let identity = identity(part);
     let shard = &table.0[(identity as usize) % SHARDS];
     let held = {
         let mut shard = shard
@@ -153,10 +205,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a.replicas[0].machine, &b.replicas[0].machine));
         assert!(Arc::ptr_eq(&a.store, &b.store));
         assert!(Arc::ptr_eq(&a.provider, &b.provider));
+        assert!(a.callers.shares(&b.callers));
         assert_eq!(
             interner.shared.load(Ordering::Relaxed),
-            4,
-            "two machines, the store, the provider"
+            5,
+            "two machines, the store, the provider, the callers"
         );
         // Replicas 0 and 1 start alike but for their names: never merged.
         assert!(!Arc::ptr_eq(&a.replicas[0].machine, &a.replicas[1].machine));

@@ -326,10 +326,7 @@ impl Parts {
             .printed()
             .map(|m| {
                 let r = m.sender().0;
-                let print = m.print(Some(r), |m| {
-                    AnonymousPrint::of(Some(r), &with_replica(m, 0))
-                });
-                (r, Part::from(&*print))
+                (r, Part::from(&*message_print(m)))
             })
             .collect();
         let store = match flaw {
@@ -448,6 +445,17 @@ fn hash_caller(caller: &Caller, h: &mut impl Hasher) {
         min_generation,
     )
         .hash(h);
+}
+
+/// A message's anonymous print as its replica's part: its bytes with the
+/// replica field left out (the part says whose it is) and owner ids
+/// anonymised from that replica's view. Together with the replica, it
+/// identifies the message (the interner shares messages by it).
+pub(crate) fn message_print(message: &Printed<Message>) -> Cow<'_, AnonymousPrint> {
+    let r = message.sender().0;
+    message.print(Some(r), |m| {
+        AnonymousPrint::of(Some(r), &with_replica(m, 0))
+    })
 }
 
 /// `message` as if its replica were `to`.

@@ -167,7 +167,7 @@ impl World {
                     // Whatever the provider issued now, nobody will hear of it.
                     for token in self.provider.live_refresh_tokens(link) {
                         if !before.contains(&token) {
-                            self.lost_tokens.insert(token);
+                            self.lost_tokens.get_mut().insert(token);
                         }
                     }
                 }

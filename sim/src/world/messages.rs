@@ -118,6 +118,13 @@ impl Messages {
         }
     }
 
+    /// Each message's shared copy, to replace by an equal one (the
+    /// explorer's [`crate::symmetry::Interner`]). Only an equal message may
+    /// be put in its place: the order and the sort keys stay as they are.
+    pub(crate) fn shared_mut(&mut self) -> impl Iterator<Item = &mut Arc<Printed<Message>>> {
+        self.0.iter_mut().map(|e| &mut e.message)
+    }
+
     /// Takes every message out, in order.
     pub fn take(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.0)

@@ -27,16 +27,20 @@ use crate::spec::{FaultBudget, WorldSpec};
 use crate::symmetry::Printed;
 
 mod actions;
+mod callers;
 mod deliver;
 mod describe;
 mod memo;
 mod messages;
+mod rare;
 mod step;
 mod types;
 mod writers;
 
+pub use callers::Callers;
 pub use describe::{describe_effect, describe_input, describe_outcome};
 pub use messages::{Keep, Messages};
+pub use rare::Rare;
 pub use types::{
     Action, BadAnswer, Caller, Fault, FaultsUsed, IgnoredRetryAfter, LogEntry, Message, Replica,
     Route, StepLog,
@@ -50,7 +54,7 @@ pub struct World {
     /// The processes.
     pub replicas: Vec<Replica>,
     /// The callers, replica-major.
-    pub callers: Vec<Caller>,
+    pub callers: Callers,
     /// The shared store.
     pub store: Arc<Printed<InMemoryStore>>,
     /// The provider.
@@ -62,7 +66,7 @@ pub struct World {
     /// Faults it has injected.
     pub used: FaultsUsed,
     /// Refresh tokens the provider issued whose reply nobody received.
-    pub lost_tokens: BTreeSet<RefreshToken>,
+    pub lost_tokens: Rare<BTreeSet<RefreshToken>>,
     /// The links, by index.
     pub links: Arc<[LinkId]>,
     /// Links whose row the user removed (bit `i` for link `i`), until a
@@ -125,13 +129,13 @@ impl World {
         Ok(World {
             now: Timestamp::ZERO + spec.timing.access_lifetime,
             replicas,
-            callers,
+            callers: callers.into_iter().collect(),
             store: Arc::new(Printed::new(store)),
             provider: Arc::new(Printed::new(provider)),
             messages: Messages::default(),
             budget: spec.faults,
             used: FaultsUsed::default(),
-            lost_tokens: BTreeSet::new(),
+            lost_tokens: Rare::default(),
             links: links.into(),
             unlinked: 0,
         })
@@ -143,7 +147,7 @@ impl World {
         self.provider
             .live_refresh_tokens(link)
             .into_iter()
-            .filter(|t| !self.lost_tokens.contains(t))
+            .filter(|t| !self.lost_tokens.get().is_some_and(|lost| lost.contains(t)))
             .collect()
     }
 

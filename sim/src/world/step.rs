@@ -43,7 +43,7 @@ impl World {
             Action::Request { caller, route } => {
                 let min_generation =
                     self.min_generation(usize::from(self.callers[usize::from(caller)].link));
-                let c = &mut self.callers[usize::from(caller)];
+                let c = &mut self.callers.to_mut()[usize::from(caller)];
                 c.min_generation = min_generation;
                 c.requests_left -= 1;
                 c.waiting = true;
@@ -98,7 +98,7 @@ impl World {
                         let r = usize::from(replica);
                         let until = shift(self.now, spec.skew(r)) + *delay;
                         let link = self.link_index(&link);
-                        let quiet = &mut self.replicas[r].quiet;
+                        let quiet = self.replicas[r].quiet.get_mut();
                         quiet.retain(|(l, _)| *l != link);
                         quiet.push((link, until));
                     }
@@ -152,7 +152,7 @@ impl World {
                         let (replica, id, deadline) = (*replica, *id, *deadline);
                         if let ExchangeOutcome::Issued(tokens) = outcome {
                             if let Some(r) = &tokens.refresh_token {
-                                self.lost_tokens.insert(r.clone());
+                                self.lost_tokens.get_mut().insert(r.clone());
                             }
                         }
                         self.messages.remove(index);
@@ -227,7 +227,7 @@ impl World {
                 self.outside_write(spec, action, &mut note)
             }
             Action::Cancel { caller } => {
-                let c = &mut self.callers[usize::from(caller)];
+                let c = &mut self.callers.to_mut()[usize::from(caller)];
                 c.waiting = false;
                 c.cancelled = true;
                 let replica = usize::from(c.replica);
@@ -284,11 +284,16 @@ impl World {
                 _ => Keep::Drop,
             }
         });
-        self.lost_tokens.extend(lost);
-        for caller in &mut self.callers {
-            if usize::from(caller.replica) == r && caller.waiting {
-                caller.waiting = false;
-                caller.died = true;
+        if !lost.is_empty() {
+            self.lost_tokens.get_mut().extend(lost);
+        }
+        let waited = |caller: &super::Caller| usize::from(caller.replica) == r && caller.waiting;
+        if self.callers.iter().any(waited) {
+            for caller in self.callers.to_mut() {
+                if waited(caller) {
+                    caller.waiting = false;
+                    caller.died = true;
+                }
             }
         }
         note.add(|| {
@@ -369,7 +374,8 @@ impl World {
                 if let Effect::Exchange { link, .. } = &effect {
                     let link = self.link_index(link);
                     let replica = &mut self.replicas[r];
-                    let quiet = replica.quiet.iter().find(|(l, _)| *l == link);
+                    let mut periods = replica.quiet.get().into_iter().flatten();
+                    let quiet = periods.find(|(l, _)| *l == link);
                     if let Some(&(_, until)) = quiet.filter(|(_, until)| local < *until) {
                         replica.ignored_retry_after.get_or_insert_with(|| {
                             Box::new(IgnoredRetryAfter {
@@ -422,7 +428,7 @@ impl World {
                 },
             )
         });
-        let c = &mut self.callers[index];
+        let c = &mut self.callers.to_mut()[index];
         c.waiting = false;
         if c.bad.is_none() {
             c.bad = judged.map(Box::new);

@@ -23,8 +23,7 @@ pub struct Replica {
     /// Per link (by index), the instant on this replica's own clock until
     /// which the provider asked it not to present again: its last rate
     /// limit's `Retry-After`. A crash forgets it, as the process does.
-    /// Empty in most worlds, where a vector costs nothing to copy.
-    pub quiet: Vec<(u8, Timestamp)>,
+    pub quiet: super::Rare<Vec<(u8, Timestamp)>>,
     /// The first exchange this replica sent inside such a period, if any
     /// (`respects_retry_after`). Kept across crashes: it happened. Boxed,
     /// like a caller's bad answer: rare, and inline it would triple the
