@@ -191,9 +191,9 @@ struct Node {
     action: Option<Action>,
 }
 
-/// The bytes `visited` and `nodes` hold, by capacity.
-fn stored_bytes(visited: &Seen, nodes: &Vec<Node>) -> usize {
-    visited.bytes() + nodes.capacity() * std::mem::size_of::<Node>()
+/// The bytes `visited`, `nodes` and the graph, if kept, hold, by capacity.
+fn stored_bytes(visited: &Seen, nodes: &Vec<Node>, graph: Option<&Graph>) -> usize {
+    visited.bytes() + nodes.capacity() * std::mem::size_of::<Node>() + graph.map_or(0, Graph::bytes)
 }
 
 /// States expanded per parallel round: enough to keep every core busy,
@@ -444,7 +444,7 @@ pub fn explore(
                     stats.states += 1;
                     stats.max_depth = depth + 1;
                     if let Some((invariant, reason)) = broken {
-                        stats.stored_bytes = stored_bytes(&visited, &nodes);
+                        stats.stored_bytes = stored_bytes(&visited, &nodes, graph.as_ref());
                         let actions = path(&nodes, index);
                         return finish(
                             Verdict::Violated(Counterexample {
@@ -477,7 +477,7 @@ pub fn explore(
             #[cfg(not(feature = "parallel"))]
             drop(seen_in_round);
             if budget_spent {
-                stats.stored_bytes = stored_bytes(&visited, &nodes);
+                stats.stored_bytes = stored_bytes(&visited, &nodes, graph.as_ref());
                 return finish(Verdict::BudgetExhausted, stats, reached);
             }
             if let Some(graph) = &mut graph {
@@ -492,9 +492,8 @@ pub fn explore(
         frontier = next_frontier;
         depth += 1;
     }
-    stats.stored_bytes = stored_bytes(&visited, &nodes);
+    stats.stored_bytes = stored_bytes(&visited, &nodes, graph.as_ref());
     if let Some(graph) = &graph {
-        stats.stored_bytes += graph.bytes();
         if let Some(cycle) = graph.find_cycle() {
             let mut actions = path(&nodes, cycle[0]);
             let index = visited.index().expect("kept with the graph");
