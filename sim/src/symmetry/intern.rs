@@ -120,22 +120,7 @@ impl CallerLists {
     fn intern(&self, callers: &mut Callers) -> bool {
         use std::hash::Hash;
         let identity = gathered(|bytes| callers.hash(&mut Gather(bytes)));
-        let shard = &self.0[(identity as usize) % SHARDS];
-        let held = {
-            let mut shard = shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match shard.get(&identity) {
-                Some(held) if held.shares(callers) => return false,
-                Some(held) => held.clone(),
-                None => {
-                    shard.insert(identity, callers.clone());
-                    return false;
-                }
-            }
-        };
-        *callers = held;
-        true
+        share(&self.0, identity, callers, Callers::shares, |_| {})
     }
 }
 
@@ -153,17 +138,32 @@ fn one<T>(
         return false;
     }
     let identity = identity(part);
-    let shard = &table.0[(identity as usize) % SHARDS];
+    share(&table.0, identity, part, Arc::ptr_eq, |part| {
+        part.interned_by.store(id, Ordering::Relaxed)
+    })
+}
+
+/// Replaces `part` by the value `shards` holds under `identity`, or keeps
+/// it there (after `keep` marks it); false if nothing was replaced.
+/// `same` tells the held value itself from an equal copy.
+fn share<V: Clone>(
+    shards: &[Mutex<HashMap<u128, V, BuildHasherDefault<FingerprintHasher>>>; SHARDS],
+    identity: u128,
+    part: &mut V,
+    same: impl Fn(&V, &V) -> bool,
+    keep: impl FnOnce(&V),
+) -> bool {
+    let shard = &shards[(identity as usize) % SHARDS];
     let held = {
         let mut shard = shard
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match shard.get(&identity) {
-            Some(held) if Arc::ptr_eq(held, part) => return false,
-            Some(held) => Arc::clone(held),
+            Some(held) if same(held, part) => return false,
+            Some(held) => held.clone(),
             None => {
-                part.interned_by.store(id, Ordering::Relaxed);
-                shard.insert(identity, Arc::clone(part));
+                keep(part);
+                shard.insert(identity, part.clone());
                 return false;
             }
         }
